@@ -1,0 +1,127 @@
+//! The Node.js binding: the one place `#[napi]` appears. Thin glue over `stepstate-core`.
+//!
+//! Every call is a synchronous N-API function over a handle (an `External`), and values cross
+//! as JSON text both ways; `index.js` wraps these functions into the Promise-returning
+//! `StateManager` class. Errors cross as one string `code \u{1f} opIndex \u{1f} message` that
+//! `index.js` turns back into a `StateError` (see `throwFrom` there), so JavaScript always
+//! branches on `err.code`.
+
+use napi::bindgen_prelude::External;
+use napi::Result;
+use napi_derive::napi;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use stepstate_core::{Engine, EngineOptions, Error};
+
+/// One `StateManager`'s view of an engine. Closing a handle makes its later calls fail with
+/// `CLOSED` without touching other handles that share the engine.
+pub struct Handle {
+    engine: Arc<Engine>,
+    closed: AtomicBool,
+}
+
+impl Handle {
+    fn engine(&self) -> napi::Result<&Engine> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(to_js(Error::Closed));
+        }
+        Ok(&self.engine)
+    }
+}
+
+/// The one mapping from core errors to JavaScript errors.
+fn to_js(err: Error) -> napi::Error {
+    let op_index = err.op_index().map(|n| n.to_string()).unwrap_or_default();
+    napi::Error::from_reason(format!("{}\u{1f}{}\u{1f}{}", err.code(), op_index, err))
+}
+
+/// Opens an in-memory store. `max_value_bytes` of 0 means no limit.
+#[napi]
+pub fn open_memory(max_value_bytes: f64) -> External<Handle> {
+    let options = EngineOptions {
+        max_value_bytes: (max_value_bytes > 0.0).then_some(max_value_bytes as usize),
+    };
+    External::new(Handle {
+        engine: Arc::new(Engine::new(options)),
+        closed: AtomicBool::new(false),
+    })
+}
+
+/// Stores a value (JSON text); returns the previous value's text or null.
+#[napi]
+pub fn set(
+    handle: &External<Handle>,
+    group: String,
+    key: String,
+    value: String,
+) -> Result<Option<String>> {
+    handle.engine()?.set(&group, &key, &value).map_err(to_js)
+}
+
+/// The value's text, or null.
+#[napi]
+pub fn get(handle: &External<Handle>, group: String, key: String) -> Result<Option<String>> {
+    handle.engine()?.get(&group, &key).map_err(to_js)
+}
+
+/// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`.
+#[napi]
+pub fn update(
+    handle: &External<Handle>,
+    group: String,
+    key: String,
+    ops: String,
+) -> Result<String> {
+    let result = handle.engine()?.update(&group, &key, &ops).map_err(to_js)?;
+    let old = result.old_value.as_deref().unwrap_or("null");
+    let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
+    pair.push('[');
+    pair.push_str(&result.new_value);
+    pair.push(',');
+    pair.push_str(old);
+    pair.push(']');
+    Ok(pair)
+}
+
+/// Removes an item; returns its value's text or null.
+#[napi]
+pub fn delete(handle: &External<Handle>, group: String, key: String) -> Result<Option<String>> {
+    handle.engine()?.delete(&group, &key).map_err(to_js)
+}
+
+/// Removes every item of a group; returns how many were removed.
+#[napi]
+pub fn clear(handle: &External<Handle>, group: String) -> Result<u32> {
+    let removed = handle.engine()?.clear(&group).map_err(to_js)?;
+    Ok(removed.len() as u32)
+}
+
+/// The group's values as the JSON text of an array, in insertion order.
+#[napi]
+pub fn get_group(handle: &External<Handle>, group: String) -> Result<String> {
+    handle.engine()?.group_json(&group).map_err(to_js)
+}
+
+/// The group's items as the JSON text of an array of `{ key, value }`.
+#[napi]
+pub fn entries(handle: &External<Handle>, group: String) -> Result<String> {
+    handle.engine()?.entries_json(&group).map_err(to_js)
+}
+
+/// The group's keys as the JSON text of an array of strings.
+#[napi]
+pub fn keys(handle: &External<Handle>, group: String) -> Result<String> {
+    handle.engine()?.keys_json(&group).map_err(to_js)
+}
+
+/// The sorted names of non-empty groups.
+#[napi]
+pub fn list_groups(handle: &External<Handle>) -> Result<Vec<String>> {
+    Ok(handle.engine()?.list_groups())
+}
+
+/// Closes this handle; later calls through it fail with `CLOSED`. Idempotent.
+#[napi]
+pub fn close(handle: &External<Handle>) {
+    handle.closed.store(true, Ordering::Release);
+}
