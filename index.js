@@ -258,4 +258,3 @@ class StateManager extends EventEmitter {
 }
 
 module.exports = { StateManager, StateError }
-module.exports.default = StateManager

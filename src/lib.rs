@@ -6,12 +6,86 @@
 //! `index.js` turns back into a `StateError` (see `throwFrom` there), so JavaScript always
 //! branches on `err.code`.
 
-use napi::bindgen_prelude::External;
-use napi::Result;
+use napi::bindgen_prelude::{External, FromNapiValue, TypeName, ValidateNapiValue};
+use napi::{sys, Env, JsString, Result, ValueType};
 use napi_derive::napi;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use stepstate_core::engine::{name_too_long, MAX_NAME_BYTES};
 use stepstate_core::{Engine, EngineOptions, Error};
+
+/// Room for a name: any string of at most `MAX_NAME_BYTES` bytes fits, and N-API writes only
+/// whole characters, so a longer string always fills more than `MAX_NAME_BYTES` bytes of it.
+const NAME_BUFFER: usize = MAX_NAME_BYTES + 8;
+
+/// A group name or key, read from a JS string into a buffer on the stack: one N-API call and no
+/// allocation per argument (the generic `String` conversion makes two calls and a heap copy).
+pub struct Name {
+    len: usize,
+    buf: [MaybeUninit<u8>; NAME_BUFFER],
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        // SAFETY: napi_get_value_string_utf8 initialized `len` bytes with valid UTF-8.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                self.buf.as_ptr().cast::<u8>(),
+                self.len,
+            ))
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl TypeName for Name {
+    fn type_name() -> &'static str {
+        "string"
+    }
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl ValidateNapiValue for Name {}
+
+impl FromNapiValue for Name {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let mut name = Name {
+            len: 0,
+            buf: [MaybeUninit::uninit(); NAME_BUFFER],
+        };
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(
+                env,
+                value,
+                name.buf.as_mut_ptr().cast(),
+                NAME_BUFFER,
+                &mut name.len,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            return Err(to_js(Error::InvalidArgument(
+                "group and key must be strings".into(),
+            )));
+        }
+        if name.len > MAX_NAME_BYTES {
+            let mut full = 0;
+            unsafe {
+                sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut full)
+            };
+            return Err(to_js(name_too_long("group or key", full)));
+        }
+        Ok(name)
+    }
+}
 
 /// One `StateManager`'s view of an engine. Closing a handle makes its later calls fail with
 /// `CLOSED` without touching other handles that share the engine.
@@ -58,10 +132,21 @@ pub fn set(
     handle.engine()?.set(&group, &key, &value).map_err(to_js)
 }
 
-/// The value's text, or null.
+/// The value's text, or null. The JS string is made straight from the stored text while the
+/// group is read-locked, with no intermediate copy.
 #[napi]
-pub fn get(handle: &External<Handle>, group: String, key: String) -> Result<Option<String>> {
-    handle.engine()?.get(&group, &key).map_err(to_js)
+pub fn get<'env>(
+    env: &'env Env,
+    handle: &External<Handle>,
+    group: Name,
+    key: Name,
+) -> Result<Option<JsString<'env>>> {
+    handle
+        .engine()?
+        .get_with(&group, &key, |text| {
+            text.map(|text| env.create_string(text)).transpose()
+        })
+        .map_err(to_js)?
 }
 
 /// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`.
@@ -85,32 +170,32 @@ pub fn update(
 
 /// Removes an item; returns its value's text or null.
 #[napi]
-pub fn delete(handle: &External<Handle>, group: String, key: String) -> Result<Option<String>> {
+pub fn delete(handle: &External<Handle>, group: Name, key: Name) -> Result<Option<String>> {
     handle.engine()?.delete(&group, &key).map_err(to_js)
 }
 
 /// Removes every item of a group; returns how many were removed.
 #[napi]
-pub fn clear(handle: &External<Handle>, group: String) -> Result<u32> {
+pub fn clear(handle: &External<Handle>, group: Name) -> Result<u32> {
     let removed = handle.engine()?.clear(&group).map_err(to_js)?;
     Ok(removed.len() as u32)
 }
 
 /// The group's values as the JSON text of an array, in insertion order.
 #[napi]
-pub fn get_group(handle: &External<Handle>, group: String) -> Result<String> {
+pub fn get_group(handle: &External<Handle>, group: Name) -> Result<String> {
     handle.engine()?.group_json(&group).map_err(to_js)
 }
 
 /// The group's items as the JSON text of an array of `{ key, value }`.
 #[napi]
-pub fn entries(handle: &External<Handle>, group: String) -> Result<String> {
+pub fn entries(handle: &External<Handle>, group: Name) -> Result<String> {
     handle.engine()?.entries_json(&group).map_err(to_js)
 }
 
 /// The group's keys as the JSON text of an array of strings.
 #[napi]
-pub fn keys(handle: &External<Handle>, group: String) -> Result<String> {
+pub fn keys(handle: &External<Handle>, group: Name) -> Result<String> {
     handle.engine()?.keys_json(&group).map_err(to_js)
 }
 

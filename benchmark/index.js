@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// `npm run bench`: every suite, each printing one table of stepstate beside its reference
+// stores measured in the same run. `npm run bench -- memory` runs only the named suites.
+// BENCH_ROUNDS (default 5) and BENCH_OPS (default 50000) scale the work.
+'use strict'
+const { ROUNDS } = require('./harness')
+
+const suites = {
+  memory: () => require('./memory').run(),
+}
+
+async function main() {
+  const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))
+  const names = chosen.length ? chosen : Object.keys(suites)
+  console.log(`stepstate benchmark — node ${process.version}, ${ROUNDS} rounds; figures are medians of rounds, ratios medians of per-round ratios (> 1: stepstate faster)`)
+  for (const name of names) {
+    if (!suites[name]) throw new Error(`unknown suite ${name}; known: ${Object.keys(suites).join(', ')}`)
+    await suites[name]()
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
