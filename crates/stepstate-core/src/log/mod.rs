@@ -1,0 +1,38 @@
+//! The durable file store's building blocks: the record format, the log writer, log replay,
+//! snapshots and the layout of a store directory. The engine decides what to write and when
+//! to compact; this module makes it land on disk safely and reads it back.
+//!
+//! # A store directory
+//!
+//! ```text
+//! <dir>/                    mode 0700
+//!   LOCK                    exclusive flock while a process has the store open; holds its pid
+//!   snapshot-<gen>.snap     the whole state as of the start of log <gen> (absent for gen 0)
+//!   log-<gen>.log           the changes made after snapshot <gen>, in commit order
+//!   *.tmp                   a snapshot being written; deleted at open if a crash left it
+//! ```
+//!
+//! Recovery ([`dir::StoreFiles::open`]) loads the newest snapshot `S` (or starts empty when
+//! there is none, `S = 0`), then replays `log-S`, `log-S+1`, ... in order; new writes
+//! continue the last log.
+//!
+//! Compaction, run by the engine: at a moment when no write is in flight, start
+//! `log-<G+1>` and send every later write to it, while taking a consistent view of the state;
+//! write that view as `snapshot-<G+1>` with [`snapshot::write_snapshot`] (temp file, fsync,
+//! rename, fsync of the directory); then [`dir::StoreFiles::retire_before`]`(G+1)` deletes the
+//! older snapshots and logs. A crash at any step leaves either the old snapshot with every log
+//! since it, or the new complete snapshot with its log: never a gap.
+//!
+//! Every file is created with mode 0600.
+
+pub mod dir;
+pub mod reader;
+pub mod record;
+pub mod snapshot;
+pub mod writer;
+
+pub use dir::StoreFiles;
+pub use reader::{replay_log, ReplayStats};
+pub use record::LogRecord;
+pub use snapshot::{read_snapshot, write_snapshot};
+pub use writer::{LogWriter, SyncPolicy, WriterOptions};

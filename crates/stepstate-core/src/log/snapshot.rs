@@ -1,0 +1,248 @@
+//! Snapshots: the whole state of a store at one generation, written as one file so that the
+//! logs before it can be deleted.
+//!
+//! # File format (`snapshot-<generation>.snap`)
+//!
+//! ```text
+//! header   "STEPSNAP" (8 bytes) | u32 LE format version (1) | u64 LE generation
+//! records  framed records, exactly as in the log (see [`LogRecord`]); the engine writes Puts
+//! trailer  u32 LE 0xFFFF_FFFF (never a valid record length) | u64 LE record count
+//!          | u32 LE crc32 of every byte of the file before this field
+//! ```
+//!
+//! A snapshot is complete by construction: it is written to `snapshot-<gen>.snap.tmp`,
+//! fsynced, renamed into place, and the directory is fsynced. So any damage anywhere (bad
+//! magic, a CRC mismatch, a missing trailer, bytes after the trailer) is
+//! [`Error::Corrupt`], never a torn tail.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::dir::{snapshot_file_name, sync_directory, TEMP_SUFFIX};
+use super::record::{frame_crc, LogRecord, HEADER_LEN, MAX_PAYLOAD_LEN};
+use crate::error::{Error, Result};
+
+/// The first 8 bytes of every snapshot file.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"STEPSNAP";
+
+/// The snapshot format version written by this code, and the only one it reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+const TRAILER_MARK: u32 = u32::MAX;
+const SNAPSHOT_HEADER_LEN: usize = 20;
+
+/// Writes `snapshot-<generation>.snap` in `dir` from `records`, atomically: temp file
+/// (mode 0600), fsync, rename, fsync of the directory. An existing snapshot of the same
+/// generation is replaced. Fails with [`Error::ValueTooLarge`] for a record over 1 GiB and
+/// [`Error::Io`] on any I/O failure (the temp file is removed then).
+pub fn write_snapshot<'r>(
+    dir: &Path,
+    generation: u64,
+    records: impl Iterator<Item = LogRecord<'r>>,
+) -> Result<()> {
+    let final_path = dir.join(snapshot_file_name(generation));
+    let temp_path = dir.join(format!("{}{TEMP_SUFFIX}", snapshot_file_name(generation)));
+    let result = write_temp(&temp_path, generation, records).and_then(|()| {
+        std::fs::rename(&temp_path, &final_path)
+            .and_then(|()| sync_directory(dir))
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot install snapshot {}: {e}",
+                    final_path.display()
+                ))
+            })
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp_path);
+    }
+    result
+}
+
+fn write_temp<'r>(
+    temp_path: &Path,
+    generation: u64,
+    records: impl Iterator<Item = LogRecord<'r>>,
+) -> Result<()> {
+    let io_err = |e: io::Error| {
+        Error::Io(format!(
+            "cannot write snapshot {}: {e}",
+            temp_path.display()
+        ))
+    };
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(temp_path)
+        .map_err(io_err)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut crc = crc32fast::Hasher::new();
+    let mut frame = Vec::new();
+    let mut write = |out: &mut BufWriter<File>, bytes: &[u8]| -> io::Result<()> {
+        crc.update(bytes);
+        out.write_all(bytes)
+    };
+
+    let mut header = Vec::with_capacity(SNAPSHOT_HEADER_LEN);
+    header.extend_from_slice(SNAPSHOT_MAGIC);
+    header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    header.extend_from_slice(&generation.to_le_bytes());
+    write(&mut out, &header).map_err(io_err)?;
+
+    let mut count = 0u64;
+    for record in records {
+        let size = record.payload_len();
+        if size > MAX_PAYLOAD_LEN {
+            return Err(Error::ValueTooLarge {
+                size,
+                limit: MAX_PAYLOAD_LEN,
+            });
+        }
+        frame.clear();
+        record.encode_into(&mut frame);
+        write(&mut out, &frame).map_err(io_err)?;
+        count += 1;
+    }
+    let mut trailer = Vec::with_capacity(12);
+    trailer.extend_from_slice(&TRAILER_MARK.to_le_bytes());
+    trailer.extend_from_slice(&count.to_le_bytes());
+    write(&mut out, &trailer).map_err(io_err)?;
+    let checksum = crc.finalize();
+    out.write_all(&checksum.to_le_bytes()).map_err(io_err)?;
+    let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)?;
+    Ok(())
+}
+
+/// Reads the snapshot at `path`, calling `on_record` for each record in order, and returns
+/// the number of records.
+///
+/// Every check is strict: bad magic or version, a record CRC mismatch, a missing or wrong
+/// trailer, a file CRC mismatch or trailing bytes give [`Error::Corrupt`] naming the file
+/// and offset. The file CRC is checked at the end, after the records were passed on: on any
+/// error the caller must discard what it built. An error from `on_record` is returned as is.
+pub fn read_snapshot(
+    path: &Path,
+    mut on_record: impl FnMut(LogRecord<'_>) -> Result<()>,
+) -> Result<u64> {
+    let io_err = |e: io::Error| Error::Io(format!("cannot read snapshot {}: {e}", path.display()));
+    let corrupt = |offset: u64, what: &str| {
+        Error::Corrupt(format!(
+            "snapshot {} is damaged at offset {offset}: {what}",
+            path.display()
+        ))
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    let mut input = HashingReader {
+        input: BufReader::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    };
+
+    let mut header = [0u8; SNAPSHOT_HEADER_LEN];
+    if !input.read(&mut header).map_err(io_err)? {
+        return Err(corrupt(0, "shorter than its header"));
+    }
+    if &header[..8] != SNAPSHOT_MAGIC {
+        return Err(corrupt(0, "not a stepstate snapshot (bad magic)"));
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != SNAPSHOT_VERSION {
+        return Err(corrupt(8, &format!("unsupported format version {version}")));
+    }
+
+    let mut offset = SNAPSHOT_HEADER_LEN as u64;
+    let mut count = 0u64;
+    let mut payload = Vec::new();
+    loop {
+        let mut frame_header = [0u8; HEADER_LEN];
+        // The trailer mark and count are 12 bytes; a record header is 8: read 4 first.
+        if !input.read(&mut frame_header[..4]).map_err(io_err)? {
+            return Err(corrupt(offset, "missing trailer"));
+        }
+        let len = u32::from_le_bytes([
+            frame_header[0],
+            frame_header[1],
+            frame_header[2],
+            frame_header[3],
+        ]);
+        if len == TRAILER_MARK {
+            let mut trailer = [0u8; 8];
+            if !input.read(&mut trailer).map_err(io_err)? {
+                return Err(corrupt(offset, "truncated trailer"));
+            }
+            let expected_count = u64::from_le_bytes(trailer);
+            let computed = input.crc.clone().finalize();
+            let mut stored = [0u8; 4];
+            match input.input.read_exact(&mut stored) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(corrupt(offset, "truncated trailer"))
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+            if u32::from_le_bytes(stored) != computed {
+                return Err(corrupt(offset + 12, "file checksum mismatch"));
+            }
+            if expected_count != count {
+                return Err(corrupt(
+                    offset,
+                    &format!("trailer says {expected_count} records, found {count}"),
+                ));
+            }
+            let mut extra = [0u8; 1];
+            if input.input.read(&mut extra).map_err(io_err)? != 0 {
+                return Err(corrupt(offset + 16, "bytes after the trailer"));
+            }
+            return Ok(count);
+        }
+        let len = len as usize;
+        if len == 0 || len > MAX_PAYLOAD_LEN || offset + (HEADER_LEN + len) as u64 > file_len {
+            return Err(corrupt(offset, "impossible record length"));
+        }
+        if !input.read(&mut frame_header[4..]).map_err(io_err)? {
+            return Err(corrupt(offset, "truncated record header"));
+        }
+        let stored_crc = u32::from_le_bytes([
+            frame_header[4],
+            frame_header[5],
+            frame_header[6],
+            frame_header[7],
+        ]);
+        payload.resize(len, 0);
+        if !input.read(&mut payload).map_err(io_err)? {
+            return Err(corrupt(offset, "truncated record"));
+        }
+        if frame_crc(&frame_header[..4], &payload) != stored_crc {
+            return Err(corrupt(offset, "record checksum mismatch"));
+        }
+        let record = LogRecord::decode(&payload)
+            .map_err(|e| corrupt(offset, &format!("undecodable record: {e}")))?;
+        on_record(record)?;
+        count += 1;
+        offset += (HEADER_LEN + len) as u64;
+    }
+}
+
+/// A buffered reader that feeds every byte it returns to the file CRC.
+struct HashingReader {
+    input: BufReader<File>,
+    crc: crc32fast::Hasher,
+}
+
+impl HashingReader {
+    /// Reads exactly `buf.len()` bytes; `Ok(false)` at a premature end of file.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        match self.input.read_exact(buf) {
+            Ok(()) => {
+                self.crc.update(buf);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
