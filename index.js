@@ -130,7 +130,29 @@ function openNative(options) {
   if (!Number.isSafeInteger(maxValueBytes) || maxValueBytes < 0) {
     throw makeError('INVALID_ARGUMENT', `maxValueBytes must be a positive integer, got ${describe(maxValueBytes)}`)
   }
-  return native.openMemory(maxValueBytes)
+  const defaultTtlMs = options.ttl === undefined ? 0 : ttlMillis(options.ttl, 'options.ttl')
+  return native.openMemory(maxValueBytes, defaultTtlMs)
+}
+
+/** A TTL in seconds (fractions allowed) as whole milliseconds, at least 1. */
+function ttlMillis(ttl, what) {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+    throw makeError('INVALID_ARGUMENT', `${what} must be a positive number of seconds, got ${describe(ttl)}`)
+  }
+  return Math.max(1, Math.ceil(ttl * 1000))
+}
+
+function checkFilter(filter) {
+  if (filter === undefined) return {}
+  if (filter === null || typeof filter !== 'object') {
+    throw makeError('INVALID_ARGUMENT', `filter must be an object, got ${describe(filter)}`)
+  }
+  if (filter.group !== undefined) checkName('filter.group', filter.group)
+  if (filter.key !== undefined) checkName('filter.key', filter.key)
+  if (filter.condition !== undefined && typeof filter.condition !== 'function') {
+    throw makeError('INVALID_ARGUMENT', 'filter.condition must be a function')
+  }
+  return filter
 }
 
 /**
@@ -146,6 +168,7 @@ class StateManager extends EventEmitter {
     super()
     this._handle = openNative(options)
     this._closed = false
+    this._subscriptions = new Set()
   }
 
   async set(group, key, value, opts) {
@@ -154,10 +177,11 @@ class StateManager extends EventEmitter {
     if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
       throw makeError('INVALID_ARGUMENT', `set ${itemName(group, key)}: options must be an object`)
     }
+    const ttlMs = opts === undefined || opts.ttl === undefined ? -1 : ttlMillis(opts.ttl, 'opts.ttl')
     const text = serialize(value, 'set', group, key)
     let old
     try {
-      old = native.set(this._handle, group, key, text)
+      old = native.set(this._handle, group, key, text, ttlMs)
     } catch (err) {
       throw fromNative(err)
     }
@@ -250,9 +274,116 @@ class StateManager extends EventEmitter {
     }
   }
 
+  /**
+   * Calls `listener(event)` after each committed change that matches `filter`
+   * (`{ group?, key?, condition? }`); returns a function that unsubscribes. Events arrive in
+   * batches on a later turn of the event loop, never inside the write, in commit order per key.
+   * A listener that throws or rejects does not affect the write or other listeners: the error
+   * is emitted as `'error'` (err, event) on this manager, or printed as a process warning when
+   * no `'error'` listener is attached.
+   */
+  onChange(listener, filter) {
+    if (typeof listener !== 'function') {
+      throw makeError('INVALID_ARGUMENT', `listener must be a function, got ${describe(listener)}`)
+    }
+    const { group, key, condition } = checkFilter(filter)
+    const subscription = { native: null, active: true, off: null }
+    const deliver = () => {
+      if (!subscription.active) return
+      const events = JSON.parse(native.drainEvents(subscription.native))
+      for (const event of events) {
+        if (!subscription.active) return
+        this._callListener(listener, condition, event)
+      }
+    }
+    try {
+      subscription.native = native.subscribe(this._handle, group ?? null, key ?? null, deliver)
+    } catch (err) {
+      throw fromNative(err)
+    }
+    subscription.off = () => {
+      if (!subscription.active) return
+      subscription.active = false
+      this._subscriptions.delete(subscription)
+      native.unsubscribe(subscription.native)
+    }
+    this._subscriptions.add(subscription)
+    return subscription.off
+  }
+
+  _callListener(listener, condition, event) {
+    try {
+      if (condition !== undefined && !condition(event)) return
+      const result = listener(event)
+      if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+        result.then(undefined, (err) => this._listenerFailed(err, event))
+      }
+    } catch (err) {
+      this._listenerFailed(err, event)
+    }
+  }
+
+  _listenerFailed(err, event) {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', err, event)
+    } else {
+      process.emitWarning(
+        `a change listener failed on ${event.event_type} of ${itemName(event.group_id, event.item_id)}: ${err && err.stack ? err.stack : err}`,
+        { type: 'StepstateListenerError', code: 'LISTENER_FAILED' },
+      )
+    }
+  }
+
+  /**
+   * The changes matching `filter` as an async iterator:
+   * `for await (const event of state.watch({ group: 'orders' })) { ... }`. Events are buffered
+   * from the moment `watch` is called; `break` (or `return()`) unsubscribes.
+   */
+  watch(filter) {
+    const buffered = []
+    let waiting = null
+    let finished = false
+    const off = this.onChange((event) => {
+      if (waiting !== null) {
+        const resolve = waiting
+        waiting = null
+        resolve({ value: event, done: false })
+      } else {
+        buffered.push(event)
+      }
+    }, filter)
+    const finish = () => {
+      finished = true
+      off()
+      if (waiting !== null) {
+        waiting({ value: undefined, done: true })
+        waiting = null
+      }
+      return Promise.resolve({ value: undefined, done: true })
+    }
+    const iterator = {
+      next: () => {
+        if (buffered.length > 0) return Promise.resolve({ value: buffered.shift(), done: false })
+        if (finished || this._closed) return Promise.resolve({ value: undefined, done: true })
+        return new Promise((resolve) => {
+          waiting = resolve
+        })
+      },
+      return: finish,
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    this._watchers = this._watchers || new Set()
+    this._watchers.add(finish)
+    return iterator
+  }
+
   async close() {
     if (this._closed) return
     this._closed = true
+    for (const subscription of [...this._subscriptions]) subscription.off()
+    if (this._watchers) for (const finish of this._watchers) finish()
     native.close(this._handle)
   }
 }

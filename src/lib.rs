@@ -6,14 +6,16 @@
 //! `index.js` turns back into a `StateError` (see `throwFrom` there), so JavaScript always
 //! branches on `err.code`.
 
-use napi::bindgen_prelude::{External, FromNapiValue, TypeName, ValidateNapiValue};
-use napi::{sys, Env, JsString, Result, ValueType};
+use napi::bindgen_prelude::{External, FromNapiValue, Function, TypeName, ValidateNapiValue};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::{sys, Env, JsString, Result, Status, ValueType};
 use napi_derive::napi;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use stepstate_core::engine::{name_too_long, MAX_NAME_BYTES};
-use stepstate_core::{Engine, EngineOptions, Error};
+use stepstate_core::events::{EventQueue, Filter};
+use stepstate_core::{Engine, EngineOptions, Error, Ttl};
 
 /// Room for a name: any string of at most `MAX_NAME_BYTES` bytes fits, and N-API writes only
 /// whole characters, so a longer string always fills more than `MAX_NAME_BYTES` bytes of it.
@@ -109,27 +111,44 @@ fn to_js(err: Error) -> napi::Error {
     napi::Error::from_reason(format!("{}\u{1f}{}\u{1f}{}", err.code(), op_index, err))
 }
 
-/// Opens an in-memory store. `max_value_bytes` of 0 means no limit.
+/// Reads an optional positive number passed as 0 for "not set".
+fn positive(value: f64) -> Option<f64> {
+    (value > 0.0).then_some(value)
+}
+
+/// Opens an in-memory store. `max_value_bytes` and `default_ttl_ms` of 0 mean none.
 #[napi]
-pub fn open_memory(max_value_bytes: f64) -> External<Handle> {
+pub fn open_memory(max_value_bytes: f64, default_ttl_ms: f64) -> External<Handle> {
     let options = EngineOptions {
-        max_value_bytes: (max_value_bytes > 0.0).then_some(max_value_bytes as usize),
+        max_value_bytes: positive(max_value_bytes).map(|n| n as usize),
+        default_ttl_ms: positive(default_ttl_ms).map(|ms| ms.ceil() as u64),
+        ..EngineOptions::default()
     };
     External::new(Handle {
-        engine: Arc::new(Engine::new(options)),
+        engine: Engine::new(options),
         closed: AtomicBool::new(false),
     })
 }
 
-/// Stores a value (JSON text); returns the previous value's text or null.
+/// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
+/// returns the previous value's text or null.
 #[napi]
 pub fn set(
     handle: &External<Handle>,
-    group: String,
-    key: String,
+    group: Name,
+    key: Name,
     value: String,
+    ttl_ms: f64,
 ) -> Result<Option<String>> {
-    handle.engine()?.set(&group, &key, &value).map_err(to_js)
+    let ttl = if ttl_ms < 0.0 {
+        Ttl::Default
+    } else {
+        Ttl::Millis(ttl_ms.ceil() as u64)
+    };
+    handle
+        .engine()?
+        .set(&group, &key, &value, ttl)
+        .map_err(to_js)
 }
 
 /// The value's text, or null. The JS string is made straight from the stored text while the
@@ -151,12 +170,7 @@ pub fn get<'env>(
 
 /// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`.
 #[napi]
-pub fn update(
-    handle: &External<Handle>,
-    group: String,
-    key: String,
-    ops: String,
-) -> Result<String> {
+pub fn update(handle: &External<Handle>, group: Name, key: Name, ops: String) -> Result<String> {
     let result = handle.engine()?.update(&group, &key, &ops).map_err(to_js)?;
     let old = result.old_value.as_deref().unwrap_or("null");
     let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
@@ -178,7 +192,7 @@ pub fn delete(handle: &External<Handle>, group: Name, key: Name) -> Result<Optio
 #[napi]
 pub fn clear(handle: &External<Handle>, group: Name) -> Result<u32> {
     let removed = handle.engine()?.clear(&group).map_err(to_js)?;
-    Ok(removed.len() as u32)
+    Ok(removed as u32)
 }
 
 /// The group's values as the JSON text of an array, in insertion order.
@@ -208,5 +222,52 @@ pub fn list_groups(handle: &External<Handle>) -> Result<Vec<String>> {
 /// Closes this handle; later calls through it fail with `CLOSED`. Idempotent.
 #[napi]
 pub fn close(handle: &External<Handle>) {
-    handle.closed.store(true, Ordering::Release);
+    if !handle.closed.swap(true, Ordering::AcqRel) {
+        handle.engine.shut_down();
+    }
+}
+
+/// One change listener's subscription: its queue of undelivered events.
+pub struct Subscription {
+    engine: Arc<Engine>,
+    id: u64,
+    queue: Arc<EventQueue>,
+}
+
+/// Subscribes to change events matching `group`/`key` (null: any). `ready` is called (on this
+/// JS thread, never inside a write) whenever events are waiting; it then calls
+/// `drainEvents`. The callback is unref'd: it never keeps the process alive by itself.
+#[napi]
+pub fn subscribe(
+    handle: &External<Handle>,
+    group: Option<String>,
+    key: Option<String>,
+    ready: Function<(), ()>,
+) -> Result<External<Subscription>> {
+    let engine = handle.engine()?;
+    let ready = ready
+        .build_threadsafe_function::<()>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build_callback(|_| Ok(()))?;
+    let notify =
+        Box::new(move || ready.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
+    let (id, queue) = engine.events().subscribe(Filter { group, key }, notify);
+    Ok(External::new(Subscription {
+        engine: handle.engine.clone(),
+        id,
+        queue,
+    }))
+}
+
+/// Takes the subscription's waiting events as the JSON text of an array.
+#[napi]
+pub fn drain_events(subscription: &External<Subscription>) -> String {
+    subscription.queue.drain()
+}
+
+/// Ends a subscription; idempotent.
+#[napi]
+pub fn unsubscribe(subscription: &External<Subscription>) {
+    subscription.engine.events().unsubscribe(subscription.id);
 }

@@ -12,11 +12,15 @@
 //! the caller (the Node binding) can copy it straight into its own string type.
 
 use crate::error::{Error, Result};
+use crate::events::{Change, EventBus, EventType, Reason};
 use crate::ops;
+use crate::ttl::{self, Clock, ExpiryIndex, SystemClock};
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// How many shards the group map is split into. A power of two, so a hash picks one with a mask.
 pub const SHARDS: usize = 32;
@@ -24,12 +28,40 @@ pub const SHARDS: usize = 32;
 /// Longest accepted group name or key, in bytes of UTF-8 (SPEC "Methods").
 pub const MAX_NAME_BYTES: usize = 1024;
 
+/// How often the background sweep looks for expired items. Expiry events fire within about
+/// this long after the expiry time (SPEC asks for "about a second").
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Settings of one engine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Largest serialized value accepted by `set` and produced by `update`, in bytes of JSON
     /// text. `None` (the default) means no limit.
     pub max_value_bytes: Option<usize>,
+    /// TTL given to items written by `set` without a TTL of their own (and to items that an
+    /// `update` creates), in milliseconds. `None` (the default): such items never expire.
+    pub default_ttl_ms: Option<u64>,
+    /// The clock that decides expiry; the system clock unless a test supplies a manual one.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_value_bytes: None,
+            default_ttl_ms: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The TTL a `set` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// The store's default TTL, if it has one; otherwise the item never expires.
+    Default,
+    /// Expire this many milliseconds after the write.
+    Millis(u64),
 }
 
 /// What `set` and `update` return: the value now stored and the one it replaced, as JSON text.
@@ -55,7 +87,19 @@ pub struct Entry {
 struct Slot {
     key: Arc<str>,
     value: Box<str>,
+    /// Milliseconds since the Unix epoch at which the item expires; 0 = never.
+    expires_at_ms: u64,
 }
+
+impl Slot {
+    fn is_live(&self, now_ms: u64) -> bool {
+        !ttl::is_expired(self.expires_at_ms, now_ms)
+    }
+}
+
+/// Hash maps of the engine: foldhash, seeded per map, is several times faster than SipHash on
+/// short keys and still randomized against crafted collisions.
+type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
 
 /// The items of one group in insertion order.
 ///
@@ -77,27 +121,33 @@ impl Group {
         self.slots[position].as_ref()
     }
 
-    /// Stores `value` under `key`, keeping the key's place when it exists; returns the old value.
-    fn put(&mut self, key: &str, value: Box<str>) -> Option<Box<str>> {
+    /// Stores `value` under `key` with its expiry, keeping the key's place when it exists;
+    /// returns the old value.
+    fn put(&mut self, key: &str, value: Box<str>, expires_at_ms: u64) -> Option<Box<str>> {
         if let Some(&position) = self.index.get(key) {
             if let Some(slot) = self.slots[position].as_mut() {
+                slot.expires_at_ms = expires_at_ms;
                 return Some(std::mem::replace(&mut slot.value, value));
             }
         }
         let key: Arc<str> = Arc::from(key);
         self.index.insert(key.clone(), self.slots.len());
-        self.slots.push(Some(Slot { key, value }));
+        self.slots.push(Some(Slot {
+            key,
+            value,
+            expires_at_ms,
+        }));
         None
     }
 
-    fn remove(&mut self, key: &str) -> Option<Box<str>> {
+    fn remove(&mut self, key: &str) -> Option<Slot> {
         let position = self.index.remove(key)?;
         let slot = self.slots[position].take()?;
         let holes = self.slots.len() - self.index.len();
         if holes > 32 && holes > self.index.len() {
             self.squeeze();
         }
-        Some(slot.value)
+        Some(slot)
     }
 
     /// Drops the holes left by removals and renumbers the index.
@@ -113,19 +163,28 @@ impl Group {
     fn iter(&self) -> impl Iterator<Item = &Slot> {
         self.slots.iter().flatten()
     }
+
+    fn has_live(&self, now_ms: u64) -> bool {
+        self.iter().any(|slot| slot.is_live(now_ms))
+    }
 }
 
-/// Hash maps of the engine: foldhash, seeded per map, is several times faster than SipHash on
-/// short keys and still randomized against crafted collisions.
-type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
-
-type Shard = RwLock<HashMap<Arc<str>, Arc<RwLock<Group>>>>;
+/// One shard: its groups, and the expiry index of their items.
+#[derive(Default)]
+struct Shard {
+    groups: RwLock<HashMap<Arc<str>, Arc<RwLock<Group>>>>,
+    expiry: ExpiryIndex,
+}
 
 /// One store's state: every group, with atomic writes and lock-free-of-each-other groups.
 pub struct Engine {
     shards: Box<[Shard]>,
     hasher: RandomState,
     options: EngineOptions,
+    events: EventBus,
+    sweeper_started: AtomicBool,
+    shut_down: AtomicBool,
+    this: Weak<Engine>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -169,22 +228,36 @@ fn push_json_string(out: &mut String, text: &str) {
     }
 }
 
-impl Default for Engine {
-    fn default() -> Self {
-        Engine::new(EngineOptions::default())
+/// Builds the JSON array text of a group's live items, one `write_item` per item.
+fn json_array(
+    items: &Group,
+    now_ms: u64,
+    mut write_item: impl FnMut(&mut String, &Slot),
+) -> String {
+    let mut out = String::with_capacity(2 + items.len() * 64);
+    out.push('[');
+    for slot in items.iter().filter(|slot| slot.is_live(now_ms)) {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        write_item(&mut out, slot);
     }
+    out.push(']');
+    out
 }
 
 impl Engine {
     /// An empty store.
-    pub fn new(options: EngineOptions) -> Engine {
-        Engine {
-            shards: (0..SHARDS)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
+    pub fn new(options: EngineOptions) -> Arc<Engine> {
+        Arc::new_cyclic(|this| Engine {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: RandomState::default(),
             options,
-        }
+            events: EventBus::default(),
+            sweeper_started: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
+            this: this.clone(),
+        })
     }
 
     /// The engine's settings.
@@ -192,9 +265,24 @@ impl Engine {
         &self.options
     }
 
+    /// The subscribers to this engine's change events.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Stops the background sweep. Reads and writes keep working; nothing expires by itself
+    /// any more (expired items stay invisible to reads).
+    pub fn shut_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+    }
+
     fn shard(&self, group: &str) -> &Shard {
         let hash = self.hasher.hash_one(group) as usize;
         &self.shards[hash & (SHARDS - 1)]
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.options.clock.now_ms()
     }
 
     fn check_size(&self, text: &str) -> Result<()> {
@@ -207,19 +295,102 @@ impl Engine {
         }
     }
 
+    /// The absolute expiry of an item written now with `ttl` (0 = never).
+    fn expiry_for(&self, ttl: Ttl) -> u64 {
+        let ttl_ms = match ttl {
+            Ttl::Millis(ms) => Some(ms),
+            Ttl::Default => self.options.default_ttl_ms,
+        };
+        ttl_ms.map_or(0, |ms| ttl::expires_at(self.now_ms(), ms))
+    }
+
+    /// Records a new expiry in the shard's index and makes sure the sweep runs.
+    fn schedule_expiry(&self, group: &str, key: &str, expires_at_ms: u64) {
+        if expires_at_ms == 0 {
+            return;
+        }
+        self.shard(group)
+            .expiry
+            .insert(expires_at_ms, Arc::from(group), Arc::from(key));
+        if !self.sweeper_started.swap(true, Ordering::AcqRel) {
+            self.start_sweeper();
+        }
+    }
+
+    fn start_sweeper(&self) {
+        let engine = self.this.clone();
+        let spawned = std::thread::Builder::new()
+            .name("stepstate-expiry".into())
+            .spawn(move || loop {
+                std::thread::sleep(SWEEP_INTERVAL);
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                if engine.shut_down.load(Ordering::Acquire) {
+                    return;
+                }
+                engine.sweep_expired();
+            });
+        if spawned.is_err() {
+            // Without a thread, expired items still vanish from reads and are removed when
+            // written; only their events wait. Let the next TTL write try again.
+            self.sweeper_started.store(false, Ordering::Release);
+        }
+    }
+
+    /// Removes the item if it has expired, firing its expiry event; the caller then sees the
+    /// key as absent. Returns whether it removed something.
+    fn remove_if_expired(&self, group: &str, items: &mut Group, key: &str) -> bool {
+        let expired = items
+            .get(key)
+            .is_some_and(|slot| slot.expires_at_ms != 0 && !slot.is_live(self.now_ms()));
+        if expired {
+            if let Some(slot) = items.remove(key) {
+                self.publish_removal(group, &slot, Some(Reason::Expired));
+            }
+        }
+        expired
+    }
+
+    fn publish_removal(&self, group: &str, slot: &Slot, reason: Option<Reason>) {
+        self.events.publish(&Change {
+            event_type: EventType::Deleted,
+            group,
+            key: &slot.key,
+            old_value: Some(&slot.value),
+            new_value: None,
+            reason,
+        });
+    }
+
+    fn publish_write(&self, group: &str, key: &str, old: Option<&str>, new: &str) {
+        self.events.publish(&Change {
+            event_type: if old.is_some() {
+                EventType::Updated
+            } else {
+                EventType::Created
+            },
+            group,
+            key,
+            old_value: old,
+            new_value: Some(new),
+            reason: None,
+        });
+    }
+
     /// Runs `write` on the group, creating it when missing, with its shard held shared so that
     /// the group cannot vanish underneath. Removes the group afterwards if it is left empty.
     fn write_group<R>(&self, group: &str, write: impl FnOnce(&mut Group) -> R) -> R {
         let shard = self.shard(group);
         let (result, now_empty) = {
-            let read = shard.read();
+            let read = shard.groups.read();
             if let Some(cell) = read.get(group) {
                 let mut items = cell.write();
                 let result = write(&mut items);
                 (result, items.len() == 0)
             } else {
                 drop(read);
-                let mut map = shard.write();
+                let mut map = shard.groups.write();
                 let cell = map.entry(Arc::from(group)).or_default().clone();
                 let mut items = cell.write();
                 let result = write(&mut items);
@@ -237,8 +408,27 @@ impl Engine {
         result
     }
 
+    /// Runs `write` on the group if it exists (`None` otherwise), like [`Engine::write_group`].
+    fn write_existing_group<R>(
+        &self,
+        group: &str,
+        write: impl FnOnce(&mut Group) -> R,
+    ) -> Option<R> {
+        let (result, now_empty) = {
+            let map = self.shard(group).groups.read();
+            let cell = map.get(group)?;
+            let mut items = cell.write();
+            let result = write(&mut items);
+            (result, items.len() == 0)
+        };
+        if now_empty {
+            self.remove_if_empty(group);
+        }
+        Some(result)
+    }
+
     fn remove_if_empty(&self, group: &str) {
-        let mut map = self.shard(group).write();
+        let mut map = self.shard(group).groups.write();
         if map.get(group).is_some_and(|cell| cell.read().len() == 0) {
             map.remove(group);
         }
@@ -246,24 +436,32 @@ impl Engine {
 
     /// Runs `read` on the group while it is read-locked; `None` when the group does not exist.
     fn read_group<R>(&self, group: &str, read: impl FnOnce(&Group) -> R) -> Option<R> {
-        let map = self.shard(group).read();
+        let map = self.shard(group).groups.read();
         let cell = map.get(group)?;
         let items = cell.read();
         Some(read(&items))
     }
 
-    /// Stores `value` (JSON text) under `group`/`key`, keeping the key's place if it exists.
-    /// Returns the previous value's text, `None` when the key was absent.
-    pub fn set(&self, group: &str, key: &str, value: &str) -> Result<Option<String>> {
+    /// Stores `value` (JSON text) under `group`/`key`, keeping the key's place if it exists,
+    /// with the expiry `ttl` asks for. Returns the previous value's text, `None` when the key
+    /// was absent (or expired).
+    pub fn set(&self, group: &str, key: &str, value: &str, ttl: Ttl) -> Result<Option<String>> {
         check_item(group, key)?;
         self.check_size(value)
             .map_err(|e| e.for_item("set", group, key))?;
-        let old = self.write_group(group, |items| items.put(key, Box::from(value)));
+        let expires_at_ms = self.expiry_for(ttl);
+        let old = self.write_group(group, |items| {
+            self.remove_if_expired(group, items, key);
+            let old = items.put(key, Box::from(value), expires_at_ms);
+            self.publish_write(group, key, old.as_deref(), value);
+            old
+        });
+        self.schedule_expiry(group, key, expires_at_ms);
         Ok(old.map(String::from))
     }
 
-    /// Calls `read` with the value's text, or `None` when the key is absent; the group stays
-    /// read-locked only for the duration of the call.
+    /// Calls `read` with the value's text, or `None` when the key is absent or expired; the
+    /// group stays read-locked only for the duration of the call.
     pub fn get_with<R>(
         &self,
         group: &str,
@@ -271,153 +469,175 @@ impl Engine {
         read: impl FnOnce(Option<&str>) -> R,
     ) -> Result<R> {
         check_item(group, key)?;
-        let map = self.shard(group).read();
-        match map.get(group) {
-            Some(cell) => {
-                let items = cell.read();
-                Ok(read(items.get(key).map(|slot| &*slot.value)))
-            }
-            None => Ok(read(None)),
-        }
+        let map = self.shard(group).groups.read();
+        let Some(cell) = map.get(group) else {
+            return Ok(read(None));
+        };
+        let items = cell.read();
+        let slot = items
+            .get(key)
+            .filter(|slot| slot.expires_at_ms == 0 || slot.is_live(self.now_ms()));
+        Ok(read(slot.map(|slot| &*slot.value)))
     }
 
-    /// The value's text, or `None` when the key is absent.
+    /// The value's text, or `None` when the key is absent or expired.
     pub fn get(&self, group: &str, key: &str) -> Result<Option<String>> {
         self.get_with(group, key, |value| value.map(String::from))
     }
 
     /// Applies `ops_json` (the JSON text of an UpdateOp array) to the item atomically: all ops or
-    /// none. A missing key starts from `{}`. On failure nothing changes and no key is created.
+    /// none. A missing key starts from `{}` (and gets the default TTL, if any); an existing item
+    /// keeps its expiry. On failure nothing changes and no key is created.
     pub fn update(&self, group: &str, key: &str, ops_json: &str) -> Result<WriteResult> {
         check_item(group, key)?;
         let ops = ops::parse_ops(ops_json).map_err(|e| e.for_item("update", group, key))?;
-        self.write_group(group, |items| {
-            let old = items.get(key).map(|slot| &*slot.value);
-            let mut value = match old {
-                Some(text) => serde_json::from_str(text)
-                    .map_err(|e| Error::Corrupt(format!("stored value is not JSON: {e}")))?,
-                None => serde_json::Value::Object(serde_json::Map::new()),
-            };
-            ops::apply_ops(&mut value, &ops)?;
-            let new_text = serde_json::to_string(&value)
-                .map_err(|e| Error::InvalidValue(format!("result is not JSON: {e}")))?;
-            self.check_size(&new_text)?;
-            let old = items.put(key, Box::from(new_text.as_str()));
-            Ok(WriteResult {
-                new_value: new_text,
-                old_value: old.map(String::from),
+        let mut new_expiry = 0;
+        let result = self
+            .write_group(group, |items| {
+                self.remove_if_expired(group, items, key);
+                let current = items.get(key);
+                let mut value = match current {
+                    // `set` stores JSON.stringify output unparsed; the one thing serde_json
+                    // refuses in it is nesting deeper than 128 levels.
+                    Some(slot) => serde_json::from_str(&slot.value).map_err(|e| {
+                        Error::InvalidValue(format!("the stored value cannot be updated: {e}"))
+                    })?,
+                    None => serde_json::Value::Object(serde_json::Map::new()),
+                };
+                let expires_at_ms = match current {
+                    Some(slot) => slot.expires_at_ms,
+                    None => {
+                        new_expiry = self.expiry_for(Ttl::Default);
+                        new_expiry
+                    }
+                };
+                ops::apply_ops(&mut value, &ops)?;
+                let new_text = serde_json::to_string(&value)
+                    .map_err(|e| Error::InvalidValue(format!("result is not JSON: {e}")))?;
+                self.check_size(&new_text)?;
+                let old = items.put(key, Box::from(new_text.as_str()), expires_at_ms);
+                self.publish_write(group, key, old.as_deref(), &new_text);
+                Ok(WriteResult {
+                    new_value: new_text,
+                    old_value: old.map(String::from),
+                })
             })
-        })
-        .map_err(|e: Error| e.for_item("update", group, key))
+            .map_err(|e: Error| e.for_item("update", group, key))?;
+        self.schedule_expiry(group, key, new_expiry);
+        Ok(result)
     }
 
-    /// Removes the item; returns its value's text, `None` when it was absent.
+    /// Removes the item; returns its value's text, `None` when it was absent (or expired).
     pub fn delete(&self, group: &str, key: &str) -> Result<Option<String>> {
         check_item(group, key)?;
-        let shard = self.shard(group);
-        let (old, now_empty) = {
-            let map = shard.read();
-            let Some(cell) = map.get(group) else {
-                return Ok(None);
-            };
-            let mut items = cell.write();
-            let old = items.remove(key);
-            (old, items.len() == 0)
-        };
-        if now_empty {
-            self.remove_if_empty(group);
-        }
-        Ok(old.map(String::from))
+        let removed = self.write_existing_group(group, |items| {
+            if self.remove_if_expired(group, items, key) {
+                return None;
+            }
+            let slot = items.remove(key)?;
+            self.publish_removal(group, &slot, None);
+            Some(slot.value)
+        });
+        Ok(removed.flatten().map(String::from))
     }
 
-    /// Removes every item of the group; returns the removed items in insertion order.
-    pub fn clear(&self, group: &str) -> Result<Vec<Entry>> {
+    /// Removes every item of the group, firing a `cleared` event for each (an `expired` one for
+    /// items whose TTL had already run out); returns how many live items were removed.
+    pub fn clear(&self, group: &str) -> Result<usize> {
         check_name("group", group)?;
-        let removed = self.shard(group).write().remove(group);
+        let removed = self.shard(group).groups.write().remove(group);
         let Some(cell) = removed else {
-            return Ok(Vec::new());
+            return Ok(0);
         };
         let items = std::mem::take(&mut *cell.write());
-        Ok(items
-            .slots
-            .into_iter()
-            .flatten()
-            .map(|slot| Entry {
-                key: slot.key.to_string(),
-                value: slot.value.into(),
-            })
-            .collect())
+        let now_ms = self.now_ms();
+        let mut live = 0;
+        for slot in items.slots.iter().flatten() {
+            let reason = if slot.is_live(now_ms) {
+                live += 1;
+                Reason::Cleared
+            } else {
+                Reason::Expired
+            };
+            self.publish_removal(group, slot, Some(reason));
+        }
+        Ok(live)
     }
 
-    /// The group's values as the text of one JSON array, in insertion order (`[]` when the
-    /// group does not exist): one string crosses to JavaScript however many items there are.
+    /// Removes every item whose expiry time has passed, firing its `expired` event; returns how
+    /// many were removed. The background sweep calls this every [`SWEEP_INTERVAL`]; it looks
+    /// only at index entries that are due.
+    pub fn sweep_expired(&self) -> usize {
+        let now_ms = self.now_ms();
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            for (due, group, key) in shard.expiry.take_due(now_ms) {
+                let expired = self.write_existing_group(&group, |items| {
+                    let is_due = items
+                        .get(&key)
+                        .is_some_and(|slot| slot.expires_at_ms == due);
+                    if is_due {
+                        if let Some(slot) = items.remove(&key) {
+                            self.publish_removal(&group, &slot, Some(Reason::Expired));
+                        }
+                    }
+                    is_due
+                });
+                removed += usize::from(expired == Some(true));
+            }
+        }
+        removed
+    }
+
+    /// The group's live values as the text of one JSON array, in insertion order (`[]` when
+    /// the group does not exist): one string crosses to JavaScript however many items there are.
     pub fn group_json(&self, group: &str) -> Result<String> {
         check_name("group", group)?;
+        let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
-                let mut out = String::with_capacity(2 + items.len() * 64);
-                out.push('[');
-                for (n, slot) in items.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&slot.value);
-                }
-                out.push(']');
-                out
+                json_array(items, now_ms, |out, slot| out.push_str(&slot.value))
             })
             .unwrap_or_else(|| String::from("[]")))
     }
 
-    /// The group's items as the text of a JSON array of `{"key":…,"value":…}` objects.
+    /// The group's live items as the text of a JSON array of `{"key":…,"value":…}` objects.
     pub fn entries_json(&self, group: &str) -> Result<String> {
         check_name("group", group)?;
+        let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
-                let mut out = String::with_capacity(2 + items.len() * 80);
-                out.push('[');
-                for (n, slot) in items.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
+                json_array(items, now_ms, |out, slot| {
                     out.push_str("{\"key\":");
-                    push_json_string(&mut out, &slot.key);
+                    push_json_string(out, &slot.key);
                     out.push_str(",\"value\":");
                     out.push_str(&slot.value);
                     out.push('}');
-                }
-                out.push(']');
-                out
+                })
             })
             .unwrap_or_else(|| String::from("[]")))
     }
 
-    /// The group's keys as the text of a JSON array of strings, in insertion order.
+    /// The group's live keys as the text of a JSON array of strings, in insertion order.
     pub fn keys_json(&self, group: &str) -> Result<String> {
         check_name("group", group)?;
+        let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
-                let mut out = String::with_capacity(2 + items.len() * 16);
-                out.push('[');
-                for (n, slot) in items.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    push_json_string(&mut out, &slot.key);
-                }
-                out.push(']');
-                out
+                json_array(items, now_ms, |out, slot| push_json_string(out, &slot.key))
             })
             .unwrap_or_else(|| String::from("[]")))
     }
 
-    /// The group's items, in insertion order.
+    /// The group's live items, in insertion order.
     pub fn entries(&self, group: &str) -> Result<Vec<Entry>> {
         check_name("group", group)?;
+        let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
                 items
                     .iter()
+                    .filter(|slot| slot.is_live(now_ms))
                     .map(|slot| Entry {
                         key: slot.key.to_string(),
                         value: slot.value.to_string(),
@@ -427,25 +647,21 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// The names of the non-empty groups, sorted (by UTF-16 code units, as JavaScript's default
-    /// `sort` orders strings, so that the order is the one a JS user would get).
+    /// The names of the groups with at least one live item, sorted by UTF-16 code units (the
+    /// order JavaScript's default `sort` gives, so that a JS user sees the order they expect).
     pub fn list_groups(&self) -> Vec<String> {
+        let now_ms = self.now_ms();
         let mut names: Vec<String> = Vec::new();
         for shard in self.shards.iter() {
-            let map = shard.read();
+            let map = shard.groups.read();
             for (name, cell) in map.iter() {
-                if cell.read().len() > 0 {
+                if cell.read().has_live(now_ms) {
                     names.push(name.to_string());
                 }
             }
         }
         names.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
         names
-    }
-
-    /// Number of items in the group (0 when it does not exist).
-    pub fn group_len(&self, group: &str) -> usize {
-        self.read_group(group, Group::len).unwrap_or(0)
     }
 }
 
@@ -455,42 +671,47 @@ mod tests {
 
     #[test]
     fn overwriting_a_key_keeps_its_place_and_delete_then_set_moves_it_to_the_end() {
-        let engine = Engine::default();
-        engine.set("g", "a", "1").unwrap();
-        engine.set("g", "b", "2").unwrap();
-        engine.set("g", "a", "3").unwrap();
+        let engine = Engine::new(EngineOptions::default());
+        engine.set("g", "a", "1", Ttl::Default).unwrap();
+        engine.set("g", "b", "2", Ttl::Default).unwrap();
+        engine.set("g", "a", "3", Ttl::Default).unwrap();
         assert_eq!(engine.group_json("g").unwrap(), "[3,2]");
         engine.delete("g", "a").unwrap();
-        engine.set("g", "a", "4").unwrap();
+        engine.set("g", "a", "4", Ttl::Default).unwrap();
         assert_eq!(engine.keys_json("g").unwrap(), r#"["b","a"]"#);
     }
 
     #[test]
     fn set_returns_the_previous_value_and_delete_returns_the_removed_one() {
-        let engine = Engine::default();
-        assert_eq!(engine.set("g", "k", "1").unwrap(), None);
-        assert_eq!(engine.set("g", "k", "2").unwrap().as_deref(), Some("1"));
+        let engine = Engine::new(EngineOptions::default());
+        assert_eq!(engine.set("g", "k", "1", Ttl::Default).unwrap(), None);
+        assert_eq!(
+            engine.set("g", "k", "2", Ttl::Default).unwrap().as_deref(),
+            Some("1")
+        );
         assert_eq!(engine.delete("g", "k").unwrap().as_deref(), Some("2"));
         assert_eq!(engine.delete("g", "k").unwrap(), None);
     }
 
     #[test]
     fn empty_groups_vanish_from_list_groups() {
-        let engine = Engine::default();
-        engine.set("b", "k", "1").unwrap();
-        engine.set("a", "k", "1").unwrap();
-        engine.set("c", "k", "1").unwrap();
+        let engine = Engine::new(EngineOptions::default());
+        engine.set("b", "k", "1", Ttl::Default).unwrap();
+        engine.set("a", "k", "1", Ttl::Default).unwrap();
+        engine.set("c", "k", "1", Ttl::Default).unwrap();
         assert_eq!(engine.list_groups(), ["a", "b", "c"]);
         engine.delete("b", "k").unwrap();
-        assert_eq!(engine.clear("c").unwrap().len(), 1);
+        assert_eq!(engine.clear("c").unwrap(), 1);
         assert_eq!(engine.list_groups(), ["a"]);
     }
 
     #[test]
     fn many_deletes_squeeze_holes_without_losing_order() {
-        let engine = Engine::default();
+        let engine = Engine::new(EngineOptions::default());
         for n in 0..1000 {
-            engine.set("g", &n.to_string(), &n.to_string()).unwrap();
+            engine
+                .set("g", &n.to_string(), &n.to_string(), Ttl::Default)
+                .unwrap();
         }
         for n in (0..1000).filter(|n| n % 3 != 0) {
             engine.delete("g", &n.to_string()).unwrap();
@@ -509,8 +730,8 @@ mod tests {
 
     #[test]
     fn entries_and_keys_escape_keys_as_json_strings() {
-        let engine = Engine::default();
-        engine.set("g", "a\"b\\c\n", "{}").unwrap();
+        let engine = Engine::new(EngineOptions::default());
+        engine.set("g", "a\"b\\c\n", "{}", Ttl::Default).unwrap();
         assert_eq!(
             engine.entries_json("g").unwrap(),
             r#"[{"key":"a\"b\\c\n","value":{}}]"#
@@ -519,9 +740,9 @@ mod tests {
 
     #[test]
     fn names_must_be_non_empty_and_at_most_1024_bytes() {
-        let engine = Engine::default();
+        let engine = Engine::new(EngineOptions::default());
         assert_eq!(
-            engine.set("", "k", "1").unwrap_err().code(),
+            engine.set("", "k", "1", Ttl::Default).unwrap_err().code(),
             "INVALID_ARGUMENT"
         );
         let long = "é".repeat(513);
@@ -529,26 +750,31 @@ mod tests {
             engine.get("g", &long).unwrap_err().code(),
             "INVALID_ARGUMENT"
         );
-        assert!(engine.set("g", &"x".repeat(1024), "1").is_ok());
+        assert!(engine
+            .set("g", &"x".repeat(1024), "1", Ttl::Default)
+            .is_ok());
     }
 
     #[test]
     fn max_value_bytes_rejects_large_values_and_keeps_the_store() {
         let engine = Engine::new(EngineOptions {
             max_value_bytes: Some(8),
+            ..EngineOptions::default()
         });
-        engine.set("g", "k", "\"small\"").unwrap();
-        let err = engine.set("g", "k", "\"far too large\"").unwrap_err();
+        engine.set("g", "k", "\"small\"", Ttl::Default).unwrap();
+        let err = engine
+            .set("g", "k", "\"far too large\"", Ttl::Default)
+            .unwrap_err();
         assert_eq!(err.code(), "VALUE_TOO_LARGE");
         assert_eq!(engine.get("g", "k").unwrap().as_deref(), Some("\"small\""));
     }
 
     #[test]
     fn list_groups_sorts_like_javascript() {
-        let engine = Engine::default();
+        let engine = Engine::new(EngineOptions::default());
         // U+FF5E sorts after U+1F600 in UTF-8 but before it in UTF-16 code units.
-        engine.set("\u{1F600}", "k", "1").unwrap();
-        engine.set("\u{FF5E}", "k", "1").unwrap();
+        engine.set("\u{1F600}", "k", "1", Ttl::Default).unwrap();
+        engine.set("\u{FF5E}", "k", "1", Ttl::Default).unwrap();
         assert_eq!(engine.list_groups(), ["\u{1F600}", "\u{FF5E}"]);
     }
 }
