@@ -16,7 +16,9 @@
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod log;
 pub mod ops;
+pub mod store;
 pub mod ttl;
 
 pub use engine::{Engine, EngineOptions, Entry, Ttl, WriteResult};
