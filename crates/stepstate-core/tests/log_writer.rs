@@ -406,3 +406,38 @@ fn a_failed_sync_under_always_fails_the_waiters_of_that_batch() {
     assert_eq!(writer.durable_lsn(), 0);
     assert_eq!(writer.append(&put("z", "1")).unwrap_err().code(), "IO");
 }
+
+#[test]
+fn the_writer_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LogWriter>();
+}
+
+#[test]
+fn everysec_syncs_on_its_own_and_no_waits_for_an_explicit_sync() {
+    let dir = TempDir::new("intervals");
+    let every = LogWriter::create(
+        &dir.0.join("log-0.log"),
+        SyncPolicy::EverySec,
+        small_windows(),
+    )
+    .unwrap();
+    let never =
+        LogWriter::create(&dir.0.join("log-1.log"), SyncPolicy::No, small_windows()).unwrap();
+    let lsn_every = every.append(&put("a", "1")).unwrap();
+    let lsn_never = never.append(&put("a", "1")).unwrap();
+    let started = std::time::Instant::now();
+    while every.durable_lsn() < lsn_every {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "everysec never synced"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(never.durable_lsn(), 0, "policy No synced on its own");
+    assert_eq!(never.sync_count(), 0);
+    never.sync_now().unwrap();
+    assert_eq!(never.durable_lsn(), lsn_never);
+    assert_eq!(never.sync_count(), 1);
+}
