@@ -115,23 +115,97 @@ function parseOrNull(text) {
   return text == null ? null : JSON.parse(text)
 }
 
-const ADAPTERS = new Set(['memory'])
+const ADAPTERS = ['memory', 'file']
+const SYNC_POLICIES = ['always', 'everysec', 'no']
 
-function openNative(options) {
+/** Checks the options; returns what the native open functions take. */
+function checkOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw makeError('INVALID_ARGUMENT', `options must be an object, got ${describe(options)}`)
   }
   const adapter = options.adapter === undefined ? 'memory' : options.adapter
-  if (!ADAPTERS.has(adapter)) {
+  if (!ADAPTERS.includes(adapter)) {
     const name = typeof adapter === 'string' ? JSON.stringify(adapter) : describe(adapter)
-    throw makeError('INVALID_ARGUMENT', `adapter ${name} is not available; use one of: ${[...ADAPTERS].join(', ')}`)
+    throw makeError('INVALID_ARGUMENT', `adapter ${name} is not available; use one of: ${ADAPTERS.join(', ')}`)
   }
   const maxValueBytes = options.maxValueBytes === undefined ? 0 : options.maxValueBytes
   if (!Number.isSafeInteger(maxValueBytes) || maxValueBytes < 0) {
     throw makeError('INVALID_ARGUMENT', `maxValueBytes must be a positive integer, got ${describe(maxValueBytes)}`)
   }
   const defaultTtlMs = options.ttl === undefined ? 0 : ttlMillis(options.ttl, 'options.ttl')
-  return native.openMemory(maxValueBytes, defaultTtlMs)
+  if (adapter === 'memory') return { adapter, maxValueBytes, defaultTtlMs }
+  const path = options.path === undefined ? '.stepstate' : options.path
+  if (typeof path !== 'string' || path.length === 0) {
+    throw makeError('INVALID_ARGUMENT', `path must be a non-empty string (a directory), got ${describe(path)}`)
+  }
+  const sync = options.sync === undefined ? 'everysec' : options.sync
+  if (!SYNC_POLICIES.includes(sync)) {
+    throw makeError('INVALID_ARGUMENT', `sync must be one of ${SYNC_POLICIES.join(', ')}, got ${describe(sync)}`)
+  }
+  const compactMinBytes = options.compactMinBytes === undefined ? 0 : options.compactMinBytes
+  if (!Number.isSafeInteger(compactMinBytes) || compactMinBytes < 0) {
+    throw makeError('INVALID_ARGUMENT', `compactMinBytes must be a positive integer, got ${describe(compactMinBytes)}`)
+  }
+  return { adapter, maxValueBytes, defaultTtlMs, path, sync, compactMinBytes }
+}
+
+/**
+ * Acknowledgements of `sync: 'always'` writes: a write's promise resolves once the log's sync
+ * thread reports a durable ticket at least as large as the write's. While any write waits, the
+ * notification callback keeps the process alive; otherwise it does not.
+ */
+class DurableAcks {
+  constructor(handle) {
+    this.acked = 0
+    this.pending = [] // ticket, resolve, reject, ticket, resolve, reject, ...
+    this.failure = null
+    this.keepingAlive = false
+    this.watch = native.watchDurable(handle, (ticket) => this.reached(ticket))
+  }
+
+  wait(ticket) {
+    if (this.failure !== null) return Promise.reject(this.failure)
+    if (ticket <= this.acked) return undefined
+    return new Promise((resolve, reject) => {
+      this.pending.push(ticket, resolve, reject)
+      this.keepAlive(true)
+    })
+  }
+
+  reached(ticket) {
+    if (ticket < 0) {
+      this.fail(makeError('IO', 'the log failed to sync; writes that were not yet on disk are not acknowledged'))
+      return
+    }
+    if (ticket > this.acked) this.acked = ticket
+    let done = 0
+    while (done < this.pending.length && this.pending[done] <= ticket) {
+      this.pending[done + 1]()
+      done += 3
+    }
+    if (done > 0) this.pending.splice(0, done)
+    if (this.pending.length === 0) this.keepAlive(false)
+  }
+
+  fail(err) {
+    this.failure = err
+    for (let i = 0; i < this.pending.length; i += 3) this.pending[i + 2](err)
+    this.pending = []
+    this.keepAlive(false)
+  }
+
+  keepAlive(on) {
+    if (this.keepingAlive === on) return
+    this.keepingAlive = on
+    native.durableRef(this.watch, on)
+  }
+
+  /** After a successful close everything is on disk: resolve whatever still waits. */
+  closed(err) {
+    if (err) this.fail(err)
+    else this.reached(Number.MAX_SAFE_INTEGER)
+    native.unwatchDurable(this.watch)
+  }
 }
 
 /** A TTL in seconds (fractions allowed) as whole milliseconds, at least 1. */
@@ -161,17 +235,56 @@ function checkFilter(filter) {
 class StateManager extends EventEmitter {
   /** Opens a store and resolves once it is ready. */
   static async open(options = {}) {
-    return new StateManager(options)
+    const manager = new StateManager(options)
+    await manager._ready()
+    return manager
   }
 
   constructor(options = {}) {
     super()
-    this._handle = openNative(options)
+    const settings = checkOptions(options)
     this._closed = false
     this._subscriptions = new Set()
+    this._acks = null
+    if (settings.adapter === 'memory') {
+      this._handle = native.openMemory(settings.maxValueBytes, settings.defaultTtlMs)
+      this._opening = null
+      return
+    }
+    // Calls made before the store is ready wait for it (see `_ready`).
+    this._handle = null
+    this._opening = native
+      .openFile(settings.path, settings.sync, settings.maxValueBytes, settings.defaultTtlMs, settings.compactMinBytes)
+      .then(
+        (handle) => {
+          if (settings.sync === 'always') this._acks = new DurableAcks(handle)
+          if (this._closed) {
+            native.close(handle)
+            return
+          }
+          this._handle = handle
+        },
+        (err) => {
+          throw fromNative(err)
+        },
+      )
+    this._opening.catch(() => {}) // the error is reported by `open()` and by every call
+  }
+
+  /** The native handle once the store is open; rejects with the open error otherwise. */
+  async _ready() {
+    if (this._opening !== null) await this._opening
+    if (this._handle === null) throw makeError('CLOSED', 'the store is closed')
+    return this._handle
+  }
+
+  /** Resolves once a write journaled by this thread is acknowledged by its sync policy. */
+  _acknowledged() {
+    return this._acks === null ? undefined : this._acks.wait(native.lastTicket())
   }
 
   async set(group, key, value, opts) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
     checkName('key', key)
     if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
@@ -181,19 +294,22 @@ class StateManager extends EventEmitter {
     const text = serialize(value, 'set', group, key)
     let old
     try {
-      old = native.set(this._handle, group, key, text, ttlMs)
+      old = native.set(handle, group, key, text, ttlMs)
     } catch (err) {
       throw fromNative(err)
     }
+    const acknowledged = this._acknowledged()
+    if (acknowledged !== undefined) await acknowledged
     return { new_value: JSON.parse(text), old_value: parseOrNull(old) }
   }
 
   async get(group, key) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
     checkName('key', key)
     let text
     try {
-      text = native.get(this._handle, group, key)
+      text = native.get(handle, group, key)
     } catch (err) {
       throw fromNative(err)
     }
@@ -201,44 +317,59 @@ class StateManager extends EventEmitter {
   }
 
   async update(group, key, ops) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
     checkName('key', key)
     const text = serializeOps(ops, group, key)
     let pair
     try {
-      pair = native.update(this._handle, group, key, text)
+      pair = native.update(handle, group, key, text)
     } catch (err) {
       throw fromNative(err)
     }
+    const acknowledged = this._acknowledged()
+    if (acknowledged !== undefined) await acknowledged
     const [newValue, oldValue] = JSON.parse(pair)
     return { new_value: newValue, old_value: oldValue }
   }
 
   async delete(group, key) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
     checkName('key', key)
     let text
     try {
-      text = native.delete(this._handle, group, key)
+      text = native.delete(handle, group, key)
     } catch (err) {
       throw fromNative(err)
+    }
+    if (text != null) {
+      const acknowledged = this._acknowledged()
+      if (acknowledged !== undefined) await acknowledged
     }
     return parseOrNull(text)
   }
 
   async clear(group) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
+    let removed
     try {
-      native.clear(this._handle, group)
+      removed = native.clear(handle, group)
     } catch (err) {
       throw fromNative(err)
+    }
+    if (removed > 0) {
+      const acknowledged = this._acknowledged()
+      if (acknowledged !== undefined) await acknowledged
     }
   }
 
   async getGroup(group) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
     try {
-      return JSON.parse(native.getGroup(this._handle, group))
+      return JSON.parse(native.getGroup(handle, group))
     } catch (err) {
       throw fromNative(err)
     }
@@ -249,26 +380,29 @@ class StateManager extends EventEmitter {
   }
 
   async entries(group) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
     try {
-      return JSON.parse(native.entries(this._handle, group))
+      return JSON.parse(native.entries(handle, group))
     } catch (err) {
       throw fromNative(err)
     }
   }
 
   async keys(group) {
+    const handle = this._handle || (await this._ready())
     checkName('group', group)
     try {
-      return JSON.parse(native.keys(this._handle, group))
+      return JSON.parse(native.keys(handle, group))
     } catch (err) {
       throw fromNative(err)
     }
   }
 
   async listGroups() {
+    const handle = this._handle || (await this._ready())
     try {
-      return native.listGroups(this._handle)
+      return native.listGroups(handle)
     } catch (err) {
       throw fromNative(err)
     }
@@ -296,16 +430,26 @@ class StateManager extends EventEmitter {
         this._callListener(listener, condition, event)
       }
     }
-    try {
-      subscription.native = native.subscribe(this._handle, group ?? null, key ?? null, deliver)
-    } catch (err) {
-      throw fromNative(err)
+    const subscribe = (handle) => {
+      if (subscription.active) subscription.native = native.subscribe(handle, group ?? null, key ?? null, deliver)
+    }
+    if (this._handle !== null) {
+      try {
+        subscribe(this._handle)
+      } catch (err) {
+        throw fromNative(err)
+      }
+    } else if (this._closed || this._opening === null) {
+      throw makeError('CLOSED', 'the store is closed')
+    } else {
+      // Still opening: subscribe once open, before any queued call writes.
+      this._opening.then(() => this._handle !== null && subscribe(this._handle)).catch(() => {})
     }
     subscription.off = () => {
       if (!subscription.active) return
       subscription.active = false
       this._subscriptions.delete(subscription)
-      native.unsubscribe(subscription.native)
+      if (subscription.native !== null) native.unsubscribe(subscription.native)
     }
     this._subscriptions.add(subscription)
     return subscription.off
@@ -379,12 +523,34 @@ class StateManager extends EventEmitter {
     return iterator
   }
 
+  /**
+   * Flushes everything acknowledged and releases files, locks and the store's threads (the
+   * last manager of a file store in this process closes it). Calling it twice is harmless;
+   * other calls afterwards reject with code `CLOSED`.
+   */
   async close() {
     if (this._closed) return
     this._closed = true
     for (const subscription of [...this._subscriptions]) subscription.off()
     if (this._watchers) for (const finish of this._watchers) finish()
-    native.close(this._handle)
+    if (this._opening !== null) {
+      try {
+        await this._opening
+      } catch {
+        return // it never opened: nothing to release
+      }
+    }
+    const handle = this._handle
+    this._handle = null
+    if (handle === null) return
+    let error = null
+    try {
+      native.close(handle)
+    } catch (err) {
+      error = fromNative(err)
+    }
+    if (this._acks !== null) this._acks.closed(error)
+    if (error !== null) throw error
   }
 }
 

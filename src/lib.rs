@@ -6,15 +6,22 @@
 //! `index.js` turns back into a `StateError` (see `throwFrom` there), so JavaScript always
 //! branches on `err.code`.
 
-use napi::bindgen_prelude::{External, FromNapiValue, Function, TypeName, ValidateNapiValue};
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::bindgen_prelude::{
+    AsyncTask, External, FromNapiValue, Function, ToNapiValue, TypeName, ValidateNapiValue,
+};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Task;
 use napi::{sys, Env, JsString, Result, Status, ValueType};
 use napi_derive::napi;
+use parking_lot::Mutex;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use stepstate_core::engine::{name_too_long, MAX_NAME_BYTES};
 use stepstate_core::events::{EventQueue, Filter};
+use stepstate_core::log::SyncPolicy;
+use stepstate_core::store::file::{last_ticket as thread_last_ticket, open_shared, release_shared};
+use stepstate_core::store::FileOptions;
 use stepstate_core::{Engine, EngineOptions, Error, Ttl};
 
 /// Room for a name: any string of at most `MAX_NAME_BYTES` bytes fits, and N-API writes only
@@ -94,6 +101,39 @@ impl FromNapiValue for Name {
 pub struct Handle {
     engine: Arc<Engine>,
     closed: AtomicBool,
+    /// Whether this handle holds one reference of a shared file store (see `open_shared`).
+    shared_file: bool,
+}
+
+impl Handle {
+    fn new(engine: Arc<Engine>, shared_file: bool) -> Handle {
+        Handle {
+            engine,
+            closed: AtomicBool::new(false),
+            shared_file,
+        }
+    }
+
+    /// Closes the handle once; the last handle of a file store closes the store.
+    fn close(&self) -> stepstate_core::Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if self.shared_file {
+            release_shared(&self.engine)
+        } else {
+            self.engine.shut_down();
+            Ok(())
+        }
+    }
+}
+
+/// A manager that was garbage-collected without `close()` still gives back its reference,
+/// so the directory lock is not held forever.
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
 }
 
 impl Handle {
@@ -124,10 +164,155 @@ pub fn open_memory(max_value_bytes: f64, default_ttl_ms: f64) -> External<Handle
         default_ttl_ms: positive(default_ttl_ms).map(|ms| ms.ceil() as u64),
         ..EngineOptions::default()
     };
-    External::new(Handle {
-        engine: Engine::new(options),
-        closed: AtomicBool::new(false),
-    })
+    External::new(Handle::new(Engine::new(options), false))
+}
+
+/// Opening a file store: recovery runs on the libuv thread pool, off the JS thread.
+pub struct OpenFile {
+    options: Option<(EngineOptions, FileOptions)>,
+}
+
+impl Task for OpenFile {
+    type Output = Arc<Engine>;
+    type JsValue = OpenedHandle;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let (options, file) = self
+            .options
+            .take()
+            .ok_or_else(|| to_js(Error::Io("the store is already open".into())))?;
+        open_shared(options, file).map_err(to_js)
+    }
+
+    fn resolve(&mut self, _env: Env, engine: Self::Output) -> Result<Self::JsValue> {
+        Ok(OpenedHandle(External::new(Handle::new(engine, true))))
+    }
+}
+
+/// The handle an `OpenFile` task resolves to (`External` itself cannot name its JS type).
+pub struct OpenedHandle(External<Handle>);
+
+impl TypeName for OpenedHandle {
+    fn type_name() -> &'static str {
+        "External"
+    }
+    fn value_type() -> ValueType {
+        ValueType::External
+    }
+}
+
+impl ToNapiValue for OpenedHandle {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        unsafe { External::to_napi_value(env, value.0) }
+    }
+}
+
+/// Opens (or joins, within this process) the file store in directory `path`. `sync` is
+/// `always`, `everysec` or `no`; `compact_min_bytes` of 0 keeps the default.
+#[napi]
+pub fn open_file(
+    path: String,
+    sync: String,
+    max_value_bytes: f64,
+    default_ttl_ms: f64,
+    compact_min_bytes: f64,
+) -> Result<AsyncTask<OpenFile>> {
+    let sync_policy = match sync.as_str() {
+        "always" => SyncPolicy::Always,
+        "everysec" => SyncPolicy::EverySec,
+        "no" => SyncPolicy::No,
+        other => {
+            return Err(to_js(Error::InvalidArgument(format!(
+                "sync must be 'always', 'everysec' or 'no', got {other:?}"
+            ))))
+        }
+    };
+    let options = EngineOptions {
+        max_value_bytes: positive(max_value_bytes).map(|n| n as usize),
+        default_ttl_ms: positive(default_ttl_ms).map(|ms| ms.ceil() as u64),
+        ..EngineOptions::default()
+    };
+    let mut file = FileOptions::new(path);
+    file.sync_policy = sync_policy;
+    if let Some(bytes) = positive(compact_min_bytes) {
+        file.compact_min_bytes = bytes as u64;
+    }
+    Ok(AsyncTask::new(OpenFile {
+        options: Some((options, file)),
+    }))
+}
+
+/// The ticket of the last write this thread journaled (see `watchDurable`).
+#[napi]
+pub fn last_ticket() -> f64 {
+    thread_last_ticket() as f64
+}
+
+type DurableCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
+
+/// A JS callback told the durable ticket after each sync of a file store's log.
+pub struct DurableWatch {
+    engine: Arc<Engine>,
+    id: u64,
+    callback: Arc<Mutex<DurableCallback>>,
+}
+
+/// Calls `callback(ticket)` on this JS thread after each sync of the log; writes whose
+/// ticket is at most that are on disk. `callback(-1)` means the log failed: pending writes
+/// will never be durable. The callback is unref'd; `durableRef` holds the
+/// process open while acknowledgements are pending.
+#[napi]
+pub fn watch_durable(
+    handle: &External<Handle>,
+    callback: Function<f64, ()>,
+) -> Result<External<DurableWatch>> {
+    let engine = handle.engine()?;
+    let callback = Arc::new(Mutex::new(
+        callback
+            .build_threadsafe_function::<f64>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?,
+    ));
+    let notify = callback.clone();
+    // A ticket, or -1 when the log failed and nothing more will become durable.
+    let id = engine.on_durable(Arc::new(move |ticket| {
+        let value = ticket.map_or(-1.0, |ticket| ticket as f64);
+        notify
+            .lock()
+            .call(value, ThreadsafeFunctionCallMode::NonBlocking);
+    }));
+    Ok(External::new(DurableWatch {
+        engine: handle.engine.clone(),
+        id,
+        callback,
+    }))
+}
+
+/// Makes the durability callback keep the process alive (`true`) or not (`false`).
+// `refer`/`unref` are deprecated as a way of counting references to the function; here they are
+// used for what napi_ref/unref_threadsafe_function do: tell the event loop to wait or not.
+#[allow(deprecated)]
+#[napi]
+pub fn durable_ref(env: Env, watch: &External<DurableWatch>, keep_alive: bool) -> Result<()> {
+    let mut callback = watch.callback.lock();
+    if keep_alive {
+        callback.refer(&env)
+    } else {
+        callback.unref(&env)
+    }
+}
+
+/// Stops durability callbacks; idempotent.
+#[napi]
+pub fn unwatch_durable(watch: &External<DurableWatch>) {
+    watch.engine.remove_on_durable(watch.id);
+}
+
+/// The highest durable ticket of the store.
+#[napi]
+pub fn durable_ticket(handle: &External<Handle>) -> Result<f64> {
+    Ok(handle.engine()?.durable_ticket() as f64)
 }
 
 /// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
@@ -219,12 +404,11 @@ pub fn list_groups(handle: &External<Handle>) -> Result<Vec<String>> {
     Ok(handle.engine()?.list_groups())
 }
 
-/// Closes this handle; later calls through it fail with `CLOSED`. Idempotent.
+/// Closes this handle; later calls through it fail with `CLOSED`. The last handle of a file
+/// store flushes the log and releases the directory lock. Idempotent.
 #[napi]
-pub fn close(handle: &External<Handle>) {
-    if !handle.closed.swap(true, Ordering::AcqRel) {
-        handle.engine.shut_down();
-    }
+pub fn close(handle: &External<Handle>) -> Result<()> {
+    handle.close().map_err(to_js)
 }
 
 /// One change listener's subscription: its queue of undelivered events.

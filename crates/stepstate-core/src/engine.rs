@@ -13,13 +13,16 @@
 
 use crate::error::{Error, Result};
 use crate::events::{Change, EventBus, EventType, Reason};
+use crate::log::{LogRecord, SnapshotWriter};
 use crate::ops;
+use crate::store::file::Durability;
 use crate::ttl::{self, Clock, ExpiryIndex, SystemClock};
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 use std::hash::BuildHasher;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 /// How many shards the group map is split into. A power of two, so a hash picks one with a mask.
@@ -185,6 +188,8 @@ pub struct Engine {
     sweeper_started: AtomicBool,
     shut_down: AtomicBool,
     this: Weak<Engine>,
+    /// The log and files of a file store; unset for an in-memory store.
+    durability: OnceLock<Durability>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -257,7 +262,115 @@ impl Engine {
             sweeper_started: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
             this: this.clone(),
+            durability: OnceLock::new(),
         })
+    }
+
+    pub(crate) fn durability(&self) -> Option<&Durability> {
+        self.durability.get()
+    }
+
+    pub(crate) fn attach_durability(&self, durability: Durability) {
+        let _ = self.durability.set(durability);
+    }
+
+    pub(crate) fn strong(&self) -> Option<Arc<Engine>> {
+        self.this.upgrade()
+    }
+
+    /// Applies one record found by recovery, as it was committed: no checks, no events, no
+    /// journal. Expired items are kept in place until [`Engine::finish_recovery`], so that a
+    /// later overwrite in the log finds them where the live store had them.
+    pub(crate) fn apply_recovered(&self, record: &LogRecord<'_>) {
+        match *record {
+            LogRecord::Put {
+                group,
+                key,
+                value,
+                expires_at_ms,
+            } => self.write_group(group, |items| {
+                items.put(key, Box::from(value), expires_at_ms);
+            }),
+            LogRecord::Delete { group, key } => {
+                self.write_existing_group(group, |items| items.remove(key));
+            }
+            LogRecord::Clear { group } => {
+                self.shard(group).groups.write().remove(group);
+            }
+        }
+    }
+
+    /// Ends recovery: drops the items that expired while the store was closed (no events:
+    /// nobody could listen yet), indexes the remaining expiries for the sweep, and returns the
+    /// bytes of live data.
+    pub(crate) fn finish_recovery(&self) -> u64 {
+        let now_ms = self.now_ms();
+        let mut live_bytes = 0u64;
+        let mut expiring = Vec::new();
+        for shard in self.shards.iter() {
+            let mut groups = shard.groups.write();
+            groups.retain(|name, cell| {
+                let mut items = cell.write();
+                let expired: Vec<Arc<str>> = items
+                    .iter()
+                    .filter(|slot| !slot.is_live(now_ms))
+                    .map(|slot| slot.key.clone())
+                    .collect();
+                for key in expired {
+                    items.remove(&key);
+                }
+                for slot in items.iter() {
+                    live_bytes += (name.len() + slot.key.len() + slot.value.len()) as u64;
+                    if slot.expires_at_ms != 0 {
+                        expiring.push((name.clone(), slot.key.clone(), slot.expires_at_ms));
+                    }
+                }
+                items.len() > 0
+            });
+        }
+        for (group, key, expires_at_ms) in expiring {
+            self.schedule_expiry(&group, &key, expires_at_ms);
+        }
+        live_bytes
+    }
+
+    /// Writes every live item into `snapshot-<generation>` in `dir`, one group at a time under
+    /// its read lock; gives up (removing the temp file) once `closed` is set. Returns the bytes
+    /// of live data written.
+    pub(crate) fn write_snapshot(
+        &self,
+        dir: &Path,
+        generation: u64,
+        closed: &AtomicBool,
+    ) -> Result<u64> {
+        let mut snapshot = SnapshotWriter::create(dir, generation)?;
+        let now_ms = self.now_ms();
+        let mut live_bytes = 0u64;
+        for shard in self.shards.iter() {
+            let groups: Vec<(Arc<str>, Arc<RwLock<Group>>)> = shard
+                .groups
+                .read()
+                .iter()
+                .map(|(name, cell)| (name.clone(), cell.clone()))
+                .collect();
+            for (name, cell) in groups {
+                if closed.load(Ordering::Acquire) {
+                    return Err(Error::Closed);
+                }
+                let items = cell.read();
+                for slot in items.iter().filter(|slot| slot.is_live(now_ms)) {
+                    live_bytes += (name.len() + slot.key.len() + slot.value.len()) as u64;
+                    snapshot.put(&LogRecord::Put {
+                        group: &name,
+                        key: &slot.key,
+                        value: &slot.value,
+                        expires_at_ms: slot.expires_at_ms,
+                    })?;
+                }
+            }
+        }
+        snapshot.finish()?;
+        Ok(live_bytes)
     }
 
     /// The engine's settings.
@@ -451,11 +564,17 @@ impl Engine {
             .map_err(|e| e.for_item("set", group, key))?;
         let expires_at_ms = self.expiry_for(ttl);
         let old = self.write_group(group, |items| {
+            let _journal = self.journal(&LogRecord::Put {
+                group,
+                key,
+                value,
+                expires_at_ms,
+            })?;
             self.remove_if_expired(group, items, key);
             let old = items.put(key, Box::from(value), expires_at_ms);
             self.publish_write(group, key, old.as_deref(), value);
-            old
-        });
+            Ok::<_, Error>(old)
+        })?;
         self.schedule_expiry(group, key, expires_at_ms);
         Ok(old.map(String::from))
     }
@@ -515,6 +634,12 @@ impl Engine {
                 let new_text = serde_json::to_string(&value)
                     .map_err(|e| Error::InvalidValue(format!("result is not JSON: {e}")))?;
                 self.check_size(&new_text)?;
+                let _journal = self.journal(&LogRecord::Put {
+                    group,
+                    key,
+                    value: &new_text,
+                    expires_at_ms,
+                })?;
                 let old = items.put(key, Box::from(new_text.as_str()), expires_at_ms);
                 self.publish_write(group, key, old.as_deref(), &new_text);
                 Ok(WriteResult {
@@ -531,21 +656,31 @@ impl Engine {
     pub fn delete(&self, group: &str, key: &str) -> Result<Option<String>> {
         check_item(group, key)?;
         let removed = self.write_existing_group(group, |items| {
-            if self.remove_if_expired(group, items, key) {
-                return None;
+            if self.remove_if_expired(group, items, key) || items.get(key).is_none() {
+                return Ok::<_, Error>(None);
             }
-            let slot = items.remove(key)?;
-            self.publish_removal(group, &slot, None);
-            Some(slot.value)
+            let _journal = self.journal(&LogRecord::Delete { group, key })?;
+            let slot = items.remove(key);
+            if let Some(slot) = &slot {
+                self.publish_removal(group, slot, None);
+            }
+            Ok(slot.map(|slot| slot.value))
         });
-        Ok(removed.flatten().map(String::from))
+        Ok(removed.transpose()?.flatten().map(String::from))
     }
 
     /// Removes every item of the group, firing a `cleared` event for each (an `expired` one for
     /// items whose TTL had already run out); returns how many live items were removed.
     pub fn clear(&self, group: &str) -> Result<usize> {
         check_name("group", group)?;
-        let removed = self.shard(group).groups.write().remove(group);
+        let removed = {
+            let mut map = self.shard(group).groups.write();
+            if !map.contains_key(group) {
+                return Ok(0);
+            }
+            let _journal = self.journal(&LogRecord::Clear { group })?;
+            map.remove(group)
+        };
         let Some(cell) = removed else {
             return Ok(0);
         };
@@ -576,7 +711,17 @@ impl Engine {
                     let is_due = items
                         .get(&key)
                         .is_some_and(|slot| slot.expires_at_ms == due);
-                    if is_due {
+                    // Journaled so that replay need not rely on the clock; if the log refuses
+                    // (closed or failed), the item stays, invisible, and recovery drops it.
+                    let journal = if is_due {
+                        self.journal(&LogRecord::Delete {
+                            group: &group,
+                            key: &key,
+                        })
+                    } else {
+                        Ok(None)
+                    };
+                    if is_due && journal.is_ok() {
                         if let Some(slot) = items.remove(&key) {
                             self.publish_removal(&group, &slot, Some(Reason::Expired));
                         }

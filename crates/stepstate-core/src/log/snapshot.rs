@@ -18,7 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::dir::{snapshot_file_name, sync_directory, TEMP_SUFFIX};
 use super::record::{frame_crc, LogRecord, HEADER_LEN, MAX_PAYLOAD_LEN};
@@ -42,58 +42,78 @@ pub fn write_snapshot<'r>(
     generation: u64,
     records: impl Iterator<Item = LogRecord<'r>>,
 ) -> Result<()> {
-    let final_path = dir.join(snapshot_file_name(generation));
-    let temp_path = dir.join(format!("{}{TEMP_SUFFIX}", snapshot_file_name(generation)));
-    let result = write_temp(&temp_path, generation, records).and_then(|()| {
-        std::fs::rename(&temp_path, &final_path)
-            .and_then(|()| sync_directory(dir))
-            .map_err(|e| {
-                Error::Io(format!(
-                    "cannot install snapshot {}: {e}",
-                    final_path.display()
-                ))
-            })
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp_path);
+    let mut writer = SnapshotWriter::create(dir, generation)?;
+    for record in records {
+        writer.put(&record)?;
     }
-    result
+    writer.finish()
 }
 
-fn write_temp<'r>(
-    temp_path: &Path,
-    generation: u64,
-    records: impl Iterator<Item = LogRecord<'r>>,
-) -> Result<()> {
-    let io_err = |e: io::Error| {
+/// A snapshot being written record by record, for callers that produce records while holding
+/// locks (the engine writes one group at a time under its read lock). Nothing is visible
+/// under the final name until [`SnapshotWriter::finish`]; dropping an unfinished writer
+/// removes the temp file.
+pub struct SnapshotWriter {
+    dir: PathBuf,
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    out: Option<BufWriter<File>>,
+    crc: crc32fast::Hasher,
+    frame: Vec<u8>,
+    count: u64,
+}
+
+impl SnapshotWriter {
+    /// Starts `snapshot-<generation>.snap.tmp` in `dir` (mode 0600) and writes its header.
+    pub fn create(dir: &Path, generation: u64) -> Result<SnapshotWriter> {
+        let temp_path = dir.join(format!("{}{TEMP_SUFFIX}", snapshot_file_name(generation)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp_path)
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot write snapshot {}: {e}",
+                    temp_path.display()
+                ))
+            })?;
+        let mut writer = SnapshotWriter {
+            dir: dir.to_path_buf(),
+            final_path: dir.join(snapshot_file_name(generation)),
+            temp_path,
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            crc: crc32fast::Hasher::new(),
+            frame: Vec::new(),
+            count: 0,
+        };
+        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_LEN);
+        header.extend_from_slice(SNAPSHOT_MAGIC);
+        header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        header.extend_from_slice(&generation.to_le_bytes());
+        writer.write(&header)?;
+        Ok(writer)
+    }
+
+    fn io_err(&self, e: io::Error) -> Error {
         Error::Io(format!(
             "cannot write snapshot {}: {e}",
-            temp_path.display()
+            self.temp_path.display()
         ))
-    };
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(temp_path)
-        .map_err(io_err)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut crc = crc32fast::Hasher::new();
-    let mut frame = Vec::new();
-    let mut write = |out: &mut BufWriter<File>, bytes: &[u8]| -> io::Result<()> {
-        crc.update(bytes);
-        out.write_all(bytes)
-    };
+    }
 
-    let mut header = Vec::with_capacity(SNAPSHOT_HEADER_LEN);
-    header.extend_from_slice(SNAPSHOT_MAGIC);
-    header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    header.extend_from_slice(&generation.to_le_bytes());
-    write(&mut out, &header).map_err(io_err)?;
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.crc.update(bytes);
+        let result = match self.out.as_mut() {
+            Some(out) => out.write_all(bytes),
+            None => Err(io::Error::other("the snapshot is already finished")),
+        };
+        result.map_err(|e| self.io_err(e))
+    }
 
-    let mut count = 0u64;
-    for record in records {
+    /// Appends one record.
+    pub fn put(&mut self, record: &LogRecord<'_>) -> Result<()> {
         let size = record.payload_len();
         if size > MAX_PAYLOAD_LEN {
             return Err(Error::ValueTooLarge {
@@ -101,20 +121,53 @@ fn write_temp<'r>(
                 limit: MAX_PAYLOAD_LEN,
             });
         }
+        let mut frame = std::mem::take(&mut self.frame);
         frame.clear();
         record.encode_into(&mut frame);
-        write(&mut out, &frame).map_err(io_err)?;
-        count += 1;
+        let result = self.write(&frame);
+        self.frame = frame;
+        self.count += 1;
+        result
     }
-    let mut trailer = Vec::with_capacity(12);
-    trailer.extend_from_slice(&TRAILER_MARK.to_le_bytes());
-    trailer.extend_from_slice(&count.to_le_bytes());
-    write(&mut out, &trailer).map_err(io_err)?;
-    let checksum = crc.finalize();
-    out.write_all(&checksum.to_le_bytes()).map_err(io_err)?;
-    let file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.sync_all().map_err(io_err)?;
-    Ok(())
+
+    /// Writes the trailer, fsyncs, renames the file into place and fsyncs the directory.
+    pub fn finish(mut self) -> Result<()> {
+        let mut trailer = Vec::with_capacity(12);
+        trailer.extend_from_slice(&TRAILER_MARK.to_le_bytes());
+        trailer.extend_from_slice(&self.count.to_le_bytes());
+        self.write(&trailer)?;
+        let checksum = self.crc.clone().finalize();
+        let Some(mut out) = self.out.take() else {
+            return Err(self.io_err(io::Error::other("the snapshot is already finished")));
+        };
+        let installed = out
+            .write_all(&checksum.to_le_bytes())
+            .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
+            .and_then(|file| file.sync_all())
+            .map_err(|e| self.io_err(e))
+            .and_then(|()| {
+                std::fs::rename(&self.temp_path, &self.final_path)
+                    .and_then(|()| sync_directory(&self.dir))
+                    .map_err(|e| {
+                        Error::Io(format!(
+                            "cannot install snapshot {}: {e}",
+                            self.final_path.display()
+                        ))
+                    })
+            });
+        if installed.is_err() {
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+        installed
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
 }
 
 /// Reads the snapshot at `path`, calling `on_record` for each record in order, and returns

@@ -193,7 +193,9 @@ fn page_size() -> u64 {
     }
 }
 
-type DurableCallback = dyn Fn(u64) + Send + Sync;
+/// Told the new durable lsn after each successful sync, or the error that poisoned the writer
+/// (after which nothing more becomes durable).
+pub type DurableCallback = dyn Fn(std::result::Result<u64, &Error>) + Send + Sync;
 
 struct Window {
     offset: u64,
@@ -398,9 +400,11 @@ impl LogWriter {
     }
 
     /// Sets the function called by the sync thread, outside any lock, with the new durable lsn
-    /// after each successful sync (the Node binding resolves waiting promises from it). It
-    /// must not block for long; a panic in it is caught and ignored. Replaces any earlier one.
-    pub fn set_on_durable(&self, callback: Box<dyn Fn(u64) + Send + Sync>) {
+    /// after each successful sync (the Node binding resolves waiting promises from it), and
+    /// once with the error when the writer is poisoned (so waiters can be failed rather than
+    /// left hanging). It must not block for long; a panic in it is caught and ignored.
+    /// Replaces any earlier one.
+    pub fn set_on_durable(&self, callback: Box<DurableCallback>) {
         *self.shared.on_durable.lock() = Some(Arc::from(callback));
     }
 
@@ -515,12 +519,18 @@ impl Shared {
     /// Records the first I/O failure, wakes every waiter and returns the error for the caller.
     fn poison(&self, state: &mut State, what: &str, err: io::Error) -> Error {
         let message = format!("{what} log {}: {err}", self.path.display());
+        let error = Error::Io(message.clone());
         if state.poisoned.is_none() {
             state.poisoned = Some(message.clone());
+            if let Some(callback) = self.on_durable.lock().clone() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    callback(Err(&error))
+                }));
+            }
         }
         self.durable_changed.notify_all();
         self.wake_syncer.notify_all();
-        Error::Io(message)
+        error
     }
 
     /// Makes the current window cover `start..end`, mapping a new one (allocated on disk
@@ -600,7 +610,7 @@ fn run_syncer(shared: &Shared) {
                 if let Some(callback) = callback {
                     MutexGuard::unlocked(&mut state, || {
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            callback(target)
+                            callback(Ok(target))
                         }));
                     });
                 }

@@ -1,0 +1,371 @@
+//! The durable file store: an [`Engine`] whose every write is journaled to an append-only log
+//! before it becomes visible, recovered from the newest snapshot plus the logs after it, and
+//! compacted in the background (a new snapshot and a fresh log) when the log has grown well
+//! past the live data.
+//!
+//! Within one process a directory is opened once: [`open_shared`] hands every opener of the
+//! same path (any thread, including Node `worker_threads`) the same engine, so atomicity and
+//! change events hold across them; the last [`release_shared`] flushes, closes the log and
+//! releases the directory lock.
+//!
+//! Write tickets: every journaled write gets a ticket, a number that only grows over the life
+//! of the store (the log's byte offset plus the bytes of the logs before it), readable right
+//! after the write with [`last_ticket`] on the writing thread. Under
+//! [`SyncPolicy::Always`] a write is acknowledged once a durability listener (see
+//! [`Engine::on_durable`]) has reported a ticket at least as large.
+
+use crate::engine::{Engine, EngineOptions};
+use crate::error::{Error, Result};
+use crate::log::{LogWriter, StoreFiles, SyncPolicy, WriterOptions};
+use parking_lot::{Mutex, RwLock};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Settings of a file store.
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// The store directory; created (mode 0700) when missing.
+    pub path: PathBuf,
+    /// When writes reach the disk: see [`SyncPolicy`]. Default `EverySec`.
+    pub sync_policy: SyncPolicy,
+    /// Tuning of the log writer (window size, sync interval).
+    pub writer: WriterOptions,
+    /// The log is compacted once it is larger than twice the live data and at least this many
+    /// bytes. Default 64 MiB.
+    pub compact_min_bytes: u64,
+}
+
+impl FileOptions {
+    /// Default settings for the directory `path`.
+    pub fn new(path: impl Into<PathBuf>) -> FileOptions {
+        FileOptions {
+            path: path.into(),
+            sync_policy: SyncPolicy::EverySec,
+            writer: WriterOptions::default(),
+            compact_min_bytes: 64 << 20,
+        }
+    }
+}
+
+thread_local! {
+    static LAST_TICKET: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The ticket of the last write journaled by this thread (0 before any).
+pub fn last_ticket() -> u64 {
+    LAST_TICKET.with(Cell::get)
+}
+
+/// Told the durable ticket after each sync, or the error that stopped the log.
+pub type DurableListener = Arc<dyn Fn(std::result::Result<u64, &Error>) + Send + Sync>;
+
+/// Listeners told of the durable ticket after each sync, keyed for removal.
+#[derive(Default)]
+struct DurableListeners {
+    next_id: AtomicU64,
+    listeners: Mutex<Vec<(u64, DurableListener)>>,
+}
+
+impl DurableListeners {
+    fn notify(&self, ticket: std::result::Result<u64, &Error>) {
+        let listeners: Vec<DurableListener> = self
+            .listeners
+            .lock()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect();
+        for listener in listeners {
+            listener(ticket);
+        }
+    }
+}
+
+/// The durable half of a file-backed engine.
+pub(crate) struct Durability {
+    files: Mutex<Option<StoreFiles>>,
+    dir: PathBuf,
+    policy: SyncPolicy,
+    writer_options: WriterOptions,
+    /// The current log. Writers hold it shared from append until their change is applied in
+    /// memory; compaction takes it exclusively for the moment it switches logs, so that every
+    /// write in an older log is visible in memory before the snapshot reads it.
+    log: RwLock<Arc<LogWriter>>,
+    generation: AtomicU64,
+    /// Ticket of byte 0 of the current log.
+    base: AtomicU64,
+    compact_at: AtomicU64,
+    compact_min_bytes: u64,
+    compacting: AtomicBool,
+    compaction: Mutex<()>,
+    closed: AtomicBool,
+    durable: Arc<DurableListeners>,
+    handles: AtomicUsize,
+}
+
+impl Durability {
+    fn install_on_durable(&self, log: &LogWriter, base: u64) {
+        let durable = self.durable.clone();
+        log.set_on_durable(Box::new(move |lsn| {
+            durable.notify(lsn.map(|lsn| base + lsn))
+        }));
+    }
+
+    fn compact_threshold(&self, live_bytes: u64) -> u64 {
+        self.compact_min_bytes.max(live_bytes.saturating_mul(2))
+    }
+}
+
+/// A guard that keeps the current log from being switched until the write it covers is
+/// applied in memory.
+pub(crate) type JournalGuard<'a> = parking_lot::RwLockReadGuard<'a, Arc<LogWriter>>;
+
+impl Engine {
+    /// Opens (or creates) the file store at `file.path`: takes the directory lock, loads the
+    /// newest snapshot, replays the logs after it and continues the last one. Fails with
+    /// `LOCKED` when another process holds the directory, `CORRUPT` when a file is damaged
+    /// before its tail (the files are left untouched), `IO` otherwise. Not shared: see
+    /// [`open_shared`] for the in-process registry.
+    pub fn open_file(options: EngineOptions, file: FileOptions) -> Result<Arc<Engine>> {
+        let files = StoreFiles::open(&file.path)?;
+        let engine = Engine::new(options);
+        if let Some(snapshot) = files.snapshot_to_load() {
+            crate::log::read_snapshot(&snapshot, |record| {
+                engine.apply_recovered(&record);
+                Ok(())
+            })?;
+        }
+        let generation = files.active_generation();
+        let mut active_len = None;
+        for (position, path) in files.logs_to_replay().iter().enumerate() {
+            let stats = crate::log::replay_log(path, |record| {
+                engine.apply_recovered(&record);
+                Ok(())
+            })?;
+            if position + 1 == files.log_generations().len() {
+                active_len = Some(stats.valid_len);
+            }
+        }
+        let live_bytes = engine.finish_recovery();
+        let log_path = files.log_path(generation);
+        let log = match active_len {
+            Some(valid_len) => {
+                LogWriter::open_append(&log_path, valid_len, file.sync_policy, file.writer.clone())?
+            }
+            None => LogWriter::create(&log_path, file.sync_policy, file.writer.clone())?,
+        };
+        let durability = Durability {
+            dir: files.dir().to_path_buf(),
+            files: Mutex::new(Some(files)),
+            policy: file.sync_policy,
+            writer_options: file.writer,
+            generation: AtomicU64::new(generation),
+            base: AtomicU64::new(0),
+            compact_at: AtomicU64::new(0),
+            compact_min_bytes: file.compact_min_bytes,
+            compacting: AtomicBool::new(false),
+            compaction: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            durable: Arc::default(),
+            handles: AtomicUsize::new(0),
+            log: RwLock::new(Arc::new(log)),
+        };
+        durability
+            .compact_at
+            .store(durability.compact_threshold(live_bytes), Ordering::Relaxed);
+        durability.install_on_durable(&durability.log.read(), 0);
+        engine.attach_durability(durability);
+        Ok(engine)
+    }
+
+    /// Journals `record` if the store is durable. The returned guard must be held until the
+    /// change is applied in memory. Sets this thread's [`last_ticket`].
+    pub(crate) fn journal(
+        &self,
+        record: &crate::log::LogRecord<'_>,
+    ) -> Result<Option<JournalGuard<'_>>> {
+        let Some(durability) = self.durability() else {
+            return Ok(None);
+        };
+        if durability.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let log = durability.log.read();
+        let lsn = log.append(record)?;
+        LAST_TICKET.with(|t| t.set(durability.base.load(Ordering::Acquire) + lsn));
+        if lsn > durability.compact_at.load(Ordering::Relaxed)
+            && !durability.compacting.swap(true, Ordering::AcqRel)
+        {
+            self.start_compaction();
+        }
+        Ok(Some(log))
+    }
+
+    fn start_compaction(&self) {
+        let Some(engine) = self.strong() else { return };
+        let spawned = std::thread::Builder::new()
+            .name("stepstate-compaction".into())
+            .spawn(move || {
+                // A failed compaction leaves the previous snapshot and every log since it:
+                // recovery stays complete, and the next threshold crossing tries again.
+                let _ = engine.compact();
+                if let Some(durability) = engine.durability() {
+                    durability.compacting.store(false, Ordering::Release);
+                }
+            });
+        if spawned.is_err() {
+            if let Some(durability) = self.durability() {
+                durability.compacting.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Writes a new snapshot and starts a new log, then deletes the older files. Writers are
+    /// held up only while the log is switched (one final sync of the old log); the snapshot
+    /// is written one group at a time under that group's read lock.
+    pub fn compact(&self) -> Result<()> {
+        let Some(durability) = self.durability() else {
+            return Ok(());
+        };
+        let _running = durability.compaction.lock();
+        if durability.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let generation = durability.generation.load(Ordering::Acquire) + 1;
+        let new_log = Arc::new(LogWriter::create(
+            &durability
+                .dir
+                .join(crate::log::dir::log_file_name(generation)),
+            durability.policy,
+            durability.writer_options.clone(),
+        )?);
+        {
+            let mut current = durability.log.write();
+            current.close()?;
+            let base = durability.base.load(Ordering::Acquire) + current.len();
+            durability.install_on_durable(&new_log, base);
+            durability.base.store(base, Ordering::Release);
+            durability.generation.store(generation, Ordering::Release);
+            *current = new_log;
+        }
+        let live_bytes = self.write_snapshot(&durability.dir, generation, &durability.closed)?;
+        if let Some(files) = durability.files.lock().as_ref() {
+            files.retire_before(generation)?;
+        }
+        durability
+            .compact_at
+            .store(durability.compact_threshold(live_bytes), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Registers `listener` to be told the durable ticket after each sync of the log (or the
+    /// error that poisoned it); returns an id for [`Engine::remove_on_durable`]. No-op (id 0)
+    /// for an in-memory engine.
+    pub fn on_durable(&self, listener: DurableListener) -> u64 {
+        let Some(durability) = self.durability() else {
+            return 0;
+        };
+        let id = durability.durable.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        durability.durable.listeners.lock().push((id, listener));
+        id
+    }
+
+    /// Removes a durability listener.
+    pub fn remove_on_durable(&self, id: u64) {
+        if let Some(durability) = self.durability() {
+            durability
+                .durable
+                .listeners
+                .lock()
+                .retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// The store's sync policy; `None` for an in-memory engine.
+    pub fn sync_policy(&self) -> Option<SyncPolicy> {
+        self.durability().map(|d| d.policy)
+    }
+
+    /// The highest ticket known durable (synced to disk).
+    pub fn durable_ticket(&self) -> u64 {
+        self.durability().map_or(0, |d| {
+            d.base.load(Ordering::Acquire) + d.log.read().durable_lsn()
+        })
+    }
+
+    /// Flushes everything acknowledged, closes the log and releases the directory lock.
+    /// Later writes fail with `CLOSED`. Idempotent.
+    pub fn close_file(&self) -> Result<()> {
+        let Some(durability) = self.durability() else {
+            return Ok(());
+        };
+        if durability.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.shut_down();
+        let _no_compaction = durability.compaction.lock();
+        let result = durability.log.write().close();
+        durability.files.lock().take();
+        result
+    }
+}
+
+/// The engines of the file stores open in this process, by canonical directory.
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Engine>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Arc<Engine>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .and_then(|()| path.canonicalize())
+        .map_err(|e| Error::Io(format!("cannot open store {}: {e}", path.display())))
+}
+
+/// Opens the file store at `file.path`, or joins the engine this process already has open
+/// there (whose options then apply; `options` and `file` of later openers are ignored). Pair
+/// every successful call with one [`release_shared`].
+pub fn open_shared(options: EngineOptions, file: FileOptions) -> Result<Arc<Engine>> {
+    let key = canonical(&file.path)?;
+    let mut open = registry().lock();
+    let engine = match open.get(&key) {
+        Some(engine) => engine.clone(),
+        None => {
+            let engine = Engine::open_file(
+                options,
+                FileOptions {
+                    path: key.clone(),
+                    ..file
+                },
+            )?;
+            open.insert(key, engine.clone());
+            engine
+        }
+    };
+    if let Some(durability) = engine.durability() {
+        durability.handles.fetch_add(1, Ordering::AcqRel);
+    }
+    Ok(engine)
+}
+
+/// Gives back one [`open_shared`]; the last one closes the store (flush, close the log,
+/// release the lock) and returns the result of that close.
+pub fn release_shared(engine: &Arc<Engine>) -> Result<()> {
+    let Some(durability) = engine.durability() else {
+        return Ok(());
+    };
+    let mut open = registry().lock();
+    if durability.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return Ok(());
+    }
+    open.retain(|_, e| !Arc::ptr_eq(e, engine));
+    // Closed before the registry is unlocked, so that a new opener of the same path finds the
+    // directory lock released.
+    engine.close_file()
+}
