@@ -673,15 +673,14 @@ impl Engine {
     /// items whose TTL had already run out); returns how many live items were removed.
     pub fn clear(&self, group: &str) -> Result<usize> {
         check_name("group", group)?;
-        let removed = {
-            let mut map = self.shard(group).groups.write();
-            if !map.contains_key(group) {
-                return Ok(0);
-            }
-            let _journal = self.journal(&LogRecord::Clear { group })?;
-            map.remove(group)
-        };
-        let Some(cell) = removed else {
+        // Everything happens under the shard's write lock, events included: a write that
+        // re-creates the group afterwards must wait, so its event follows the cleared ones.
+        let mut map = self.shard(group).groups.write();
+        if !map.contains_key(group) {
+            return Ok(0);
+        }
+        let _journal = self.journal(&LogRecord::Clear { group })?;
+        let Some(cell) = map.remove(group) else {
             return Ok(0);
         };
         let items = std::mem::take(&mut *cell.write());
