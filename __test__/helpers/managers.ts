@@ -1,10 +1,28 @@
-// One fresh in-memory StateManager per test, closed after it: tests never share a store, so
-// no test depends on what another left behind.
+// One fresh StateManager per test, closed after it: tests never share a store, so no test
+// depends on what another left behind.
+//
+// Conformance: with STEPSTATE_TEST_ADAPTER=file (set by `npm test` for its second pass), every
+// manager these helpers make is a file store in a new temporary directory, so the same specs
+// check that the file store behaves exactly like the in-memory store.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { StateManager } from '../../index.js'
 
 type Options = ConstructorParameters<typeof StateManager>[0]
 
+/** The adapter the conformance pass runs the specs on: 'memory' (default) or 'file'. */
+export const adapterUnderTest: 'memory' | 'file' = process.env.STEPSTATE_TEST_ADAPTER === 'file' ? 'file' : 'memory'
+
 const openManagers: StateManager[] = []
+const directories: string[] = []
+
+/** A new empty directory under the OS temp dir, removed after the test. */
+export function tempDirectory(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'stepstate-test-'))
+  directories.push(dir)
+  return dir
+}
 
 /** Registers a manager so that `closeManagers` (run in `afterEach`) closes it. */
 export function track(state: StateManager): StateManager {
@@ -12,12 +30,21 @@ export function track(state: StateManager): StateManager {
   return state
 }
 
-/** A new manager (`new StateManager(options)`), closed after the test. */
-export function freshManager(options?: Options): StateManager {
-  return track(options === undefined ? new StateManager() : new StateManager(options))
+/** The options a manager of the adapter under test gets (a file store in a fresh directory). */
+export function storeOptions(options?: Options): Options {
+  if (adapterUnderTest === 'memory' || (options && options.adapter !== undefined)) return options
+  return { adapter: 'file', path: tempDirectory(), ...options }
 }
 
-/** Closes every manager the test made; closing one that the test already closed is harmless. */
+/** A new manager of the adapter under test, closed after the test. */
+export function freshManager(options?: Options): StateManager {
+  const settings = storeOptions(options)
+  return track(settings === undefined ? new StateManager() : new StateManager(settings))
+}
+
+/** Closes every manager the test made (closing one already closed is harmless), then removes
+ *  the test's directories. */
 export async function closeManagers(): Promise<void> {
   await Promise.all(openManagers.splice(0).map((state) => state.close()))
+  for (const dir of directories.splice(0)) rmSync(dir, { recursive: true, force: true })
 }

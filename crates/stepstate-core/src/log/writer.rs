@@ -5,7 +5,7 @@
 //! in the kernel's page cache the moment `append` returns. A process crash (`kill -9`, a panic
 //! that aborts) therefore never loses an acknowledged append, without one `write` syscall per
 //! record; only power loss depends on the sync policy. The file is extended with
-//! `posix_fallocate` a window ahead of the write position (default 64 MiB), so the mapped
+//! `posix_fallocate` a window ahead of the write position (default 16 MiB), so the mapped
 //! pages always have disk blocks behind them (no `SIGBUS` on a full disk) and read as zeros
 //! past the end of the data. [`LogWriter::close`] truncates the file back to its data.
 //!
@@ -54,7 +54,7 @@ pub enum SyncPolicy {
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Bytes of the file mapped (and allocated on disk) at a time, ahead of the write
-    /// position. Default 64 MiB; rounded up to the page size. A record larger than this gets a
+    /// position. Default 16 MiB (it bounds the resident pages the log maps); rounded up to the page size. A record larger than this gets a
     /// window of its own size. Small values only make sense in tests.
     pub window_bytes: usize,
     /// Time between two syncs under [`SyncPolicy::EverySec`]. Default 1 second.
@@ -64,7 +64,7 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
-            window_bytes: 64 << 20,
+            window_bytes: 16 << 20,
             everysec_interval: Duration::from_secs(1),
         }
     }
