@@ -872,41 +872,55 @@ fn events_of_one_key_stay_in_commit_order_while_other_threads_delete_clear_and_e
 }
 
 #[test]
-fn a_cleared_items_event_comes_before_the_event_of_the_key_written_again_after_the_clear() {
-    // One thread sets a key while another clears its group. The race is narrow, so the
-    // scenario repeats for a few seconds and stops at the first broken chain.
-    const ROUNDS: u64 = 20_000;
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(3) {
-        let (engine, _clock) = engine_with_clock(None);
-        let subscriber = Subscriber::new(&engine, Some("g"), None);
-        let barrier = Arc::new(Barrier::new(2));
-        let setter = {
-            let engine = engine.clone();
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                barrier.wait();
-                for round in 1..=ROUNDS {
-                    engine
-                        .set("g", "k", &round.to_string(), Ttl::Default)
-                        .unwrap();
-                }
-            })
-        };
-        let clearer = {
-            let engine = engine.clone();
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..ROUNDS {
-                    engine.clear("g").unwrap();
-                }
-            })
-        };
-        setter.join().unwrap();
-        clearer.join().unwrap();
-        let events = subscriber.events();
-        assert!(events.len() as u64 >= ROUNDS);
-        assert_chained(&events, "g/k");
-    }
+fn a_write_racing_with_clear_cannot_have_its_event_delivered_before_the_cleared_event() {
+    // Deterministic form of the race: while `clear` publishes its first event, another thread
+    // writes the key that `clear` removes next, and the notify callback waits (bounded) for
+    // that write. An engine that publishes `clear`'s events under the locks that order writes
+    // makes the writer wait until `clear` is done; one that publishes after releasing them
+    // lets the new item's `created` event slip in before the old item's `cleared` event.
+    let (engine, _clock) = engine_with_clock(None);
+    engine.set("g", "a", "1", Ttl::Default).unwrap();
+    engine.set("g", "k", r#""old""#, Ttl::Default).unwrap();
+
+    let writer: Arc<std::sync::Mutex<Option<thread::JoinHandle<()>>>> = Arc::default();
+    let fired = Arc::new(AtomicBool::new(false));
+    let weak_engine = Arc::downgrade(&engine);
+    let notify = {
+        let writer = writer.clone();
+        let fired = fired.clone();
+        Box::new(move || {
+            if !fired.swap(true, Ordering::SeqCst) {
+                let engine = weak_engine.upgrade().unwrap();
+                let (done, wait) = std::sync::mpsc::channel();
+                *writer.lock().unwrap() = Some(thread::spawn(move || {
+                    engine.set("g", "k", r#""new""#, Ttl::Default).unwrap();
+                    let _ = done.send(());
+                }));
+                let _ = wait.recv_timeout(std::time::Duration::from_millis(500));
+            }
+            true
+        })
+    };
+    let (_, queue) = engine.events().subscribe(
+        Filter {
+            group: Some("g".into()),
+            key: None,
+        },
+        notify,
+    );
+    assert_eq!(engine.clear("g").unwrap(), 2);
+    let handle = writer.lock().unwrap().take();
+    handle.expect("clear fired an event").join().unwrap();
+
+    let events: Vec<Value> = serde_json::from_str(&queue.drain()).unwrap();
+    let keys = by_key(events);
+    assert_eq!(
+        keys["g/k"],
+        [
+            removed("g", "k", json!("old"), "cleared"),
+            created("g", "k", json!("new")),
+        ],
+        "the events of g/k must follow commit order"
+    );
+    assert_eq!(get(&engine, "g", "k").as_deref(), Some(r#""new""#));
 }
