@@ -498,6 +498,7 @@ class StateManager extends EventEmitter {
     }, filter)
     const finish = () => {
       finished = true
+      buffered.length = 0
       off()
       if (waiting !== null) {
         waiting({ value: undefined, done: true })
@@ -507,8 +508,9 @@ class StateManager extends EventEmitter {
     }
     const iterator = {
       next: () => {
+        if (finished) return Promise.resolve({ value: undefined, done: true })
         if (buffered.length > 0) return Promise.resolve({ value: buffered.shift(), done: false })
-        if (finished || this._closed) return Promise.resolve({ value: undefined, done: true })
+        if (this._closed) return Promise.resolve({ value: undefined, done: true })
         return new Promise((resolve) => {
           waiting = resolve
         })

@@ -15,13 +15,14 @@
 const { StateManager } = require('..')
 
 // ---------------------------------------------------------------------------------------------
-// The store: the one place that decides where state lives. For now it is in memory, so every
-// run starts empty. To keep orders between runs, open a file store beside this script instead:
+// The store: the one place that decides where state lives. A file store in `.stepstate/` beside
+// this script, so orders carry over from one run to the next (run it twice and the report
+// counts both runs; delete the directory to start over). For a throwaway store in memory:
 //
-//   return StateManager.open({ adapter: 'file', path: require('node:path').join(__dirname, '.stepstate') })
+//   return new StateManager()
 //
 async function openStore() {
-  return new StateManager()
+  return StateManager.open({ adapter: 'file', path: require('node:path').join(__dirname, '.stepstate') })
 }
 // ---------------------------------------------------------------------------------------------
 
@@ -90,6 +91,8 @@ const cronReport = async ({ state, logger }) => {
 async function main() {
   const state = await openStore()
   try {
+    const earlier = (await state.keys('orders')).length
+    console.log(earlier === 0 ? '-- a new store' : `-- the store holds ${earlier} orders from earlier runs`)
     console.log('-- API: five orders and one bad request')
     const created = []
     for (const body of [

@@ -319,6 +319,7 @@ pub fn durable_ticket(handle: &External<Handle>) -> Result<f64> {
 /// returns the previous value's text or null.
 #[napi]
 pub fn set(
+    env: Env,
     handle: &External<Handle>,
     group: Name,
     key: Name,
@@ -330,10 +331,12 @@ pub fn set(
     } else {
         Ttl::Millis(ttl_ms.ceil() as u64)
     };
-    handle
+    let old = handle
         .engine()?
         .set(&group, &key, &value, ttl)
-        .map_err(to_js)
+        .map_err(to_js);
+    keep_alive_for_pending_events(&env);
+    old
 }
 
 /// The value's text, or null. The JS string is made straight from the stored text while the
@@ -355,8 +358,15 @@ pub fn get<'env>(
 
 /// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`.
 #[napi]
-pub fn update(handle: &External<Handle>, group: Name, key: Name, ops: String) -> Result<String> {
+pub fn update(
+    env: Env,
+    handle: &External<Handle>,
+    group: Name,
+    key: Name,
+    ops: String,
+) -> Result<String> {
     let result = handle.engine()?.update(&group, &key, &ops).map_err(to_js)?;
+    keep_alive_for_pending_events(&env);
     let old = result.old_value.as_deref().unwrap_or("null");
     let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
     pair.push('[');
@@ -369,14 +379,22 @@ pub fn update(handle: &External<Handle>, group: Name, key: Name, ops: String) ->
 
 /// Removes an item; returns its value's text or null.
 #[napi]
-pub fn delete(handle: &External<Handle>, group: Name, key: Name) -> Result<Option<String>> {
-    handle.engine()?.delete(&group, &key).map_err(to_js)
+pub fn delete(
+    env: Env,
+    handle: &External<Handle>,
+    group: Name,
+    key: Name,
+) -> Result<Option<String>> {
+    let old = handle.engine()?.delete(&group, &key).map_err(to_js);
+    keep_alive_for_pending_events(&env);
+    old
 }
 
 /// Removes every item of a group; returns how many were removed.
 #[napi]
-pub fn clear(handle: &External<Handle>, group: Name) -> Result<u32> {
+pub fn clear(env: Env, handle: &External<Handle>, group: Name) -> Result<u32> {
     let removed = handle.engine()?.clear(&group).map_err(to_js)?;
+    keep_alive_for_pending_events(&env);
     Ok(removed as u32)
 }
 
@@ -416,11 +434,44 @@ pub struct Subscription {
     engine: Arc<Engine>,
     id: u64,
     queue: Arc<EventQueue>,
+    ready: Arc<Mutex<EventCallback>>,
+}
+
+type EventCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+thread_local! {
+    /// Callbacks of subscriptions owned by this JS thread that a write on this same thread has
+    /// just given events: the write function refs them before returning, so the process does
+    /// not exit before the events of its own writes are delivered.
+    static PENDING_HERE: std::cell::RefCell<Vec<Arc<Mutex<EventCallback>>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+// `refer`/`unref` are deprecated as reference counting; here they tell the event loop whether
+// to wait for the callback, which is what napi_ref/unref_threadsafe_function are for.
+#[allow(deprecated)]
+fn set_keep_alive(env: &Env, callback: &Mutex<EventCallback>, keep_alive: bool) {
+    let mut callback = callback.lock();
+    let _ = if keep_alive {
+        callback.refer(env)
+    } else {
+        callback.unref(env)
+    };
+}
+
+/// Holds the process open until the events queued by this thread's last write are delivered.
+fn keep_alive_for_pending_events(env: &Env) {
+    PENDING_HERE.with(|pending| {
+        for callback in pending.borrow_mut().drain(..) {
+            set_keep_alive(env, &callback, true);
+        }
+    });
 }
 
 /// Subscribes to change events matching `group`/`key` (null: any). `ready` is called (on this
 /// JS thread, never inside a write) whenever events are waiting; it then calls
-/// `drainEvents`. The callback is unref'd: it never keeps the process alive by itself.
+/// `drainEvents`. The callback is unref'd: a listener never keeps the process alive by
+/// itself, except until the events of a write made on this same thread are delivered.
 #[napi]
 pub fn subscribe(
     handle: &External<Handle>,
@@ -429,29 +480,44 @@ pub fn subscribe(
     ready: Function<(), ()>,
 ) -> Result<External<Subscription>> {
     let engine = handle.engine()?;
-    let ready = ready
-        .build_threadsafe_function::<()>()
-        .callee_handled::<false>()
-        .weak::<true>()
-        .build_callback(|_| Ok(()))?;
-    let notify =
-        Box::new(move || ready.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
+    let ready: Arc<Mutex<EventCallback>> = Arc::new(Mutex::new(
+        ready
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(|_| Ok(()))?,
+    ));
+    let owner = std::thread::current().id();
+    let callback = ready.clone();
+    let notify = Box::new(move || {
+        let delivered = callback
+            .lock()
+            .call((), ThreadsafeFunctionCallMode::NonBlocking)
+            == Status::Ok;
+        if delivered && std::thread::current().id() == owner {
+            PENDING_HERE.with(|pending| pending.borrow_mut().push(callback.clone()));
+        }
+        delivered
+    });
     let (id, queue) = engine.events().subscribe(Filter { group, key }, notify);
     Ok(External::new(Subscription {
         engine: handle.engine.clone(),
         id,
         queue,
+        ready,
     }))
 }
 
 /// Takes the subscription's waiting events as the JSON text of an array.
 #[napi]
-pub fn drain_events(subscription: &External<Subscription>) -> String {
+pub fn drain_events(env: Env, subscription: &External<Subscription>) -> String {
+    set_keep_alive(&env, &subscription.ready, false);
     subscription.queue.drain()
 }
 
 /// Ends a subscription; idempotent.
 #[napi]
-pub fn unsubscribe(subscription: &External<Subscription>) {
+pub fn unsubscribe(env: Env, subscription: &External<Subscription>) {
     subscription.engine.events().unsubscribe(subscription.id);
+    set_keep_alive(&env, &subscription.ready, false);
 }
