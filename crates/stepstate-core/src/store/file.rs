@@ -16,6 +16,7 @@
 
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
+use crate::log::writer::LogStorage;
 use crate::log::{LogWriter, StoreFiles, SyncPolicy, WriterOptions};
 use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
@@ -36,6 +37,60 @@ pub struct FileOptions {
     /// The log is compacted once it is larger than twice the live data and at least this many
     /// bytes. Default 64 MiB.
     pub compact_min_bytes: u64,
+    /// Test hook (fault injection): builds the storage of every log file instead of the real
+    /// `FileStorage`. Default `None`.
+    #[doc(hidden)]
+    pub storage: Option<StorageFactory>,
+}
+
+/// Builds the [`LogStorage`] of the log file at a path: `create` is true for a new log (which
+/// must not exist yet), false to continue an existing one.
+#[doc(hidden)]
+pub type MakeStorage = dyn Fn(&Path, bool) -> std::io::Result<Box<dyn LogStorage>> + Send + Sync;
+
+/// A [`MakeStorage`] for [`FileOptions::storage`]. For fault-injection tests only.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct StorageFactory(pub Arc<MakeStorage>);
+
+impl std::fmt::Debug for StorageFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageFactory")
+    }
+}
+
+/// Creates the log at `path`, through `factory` when a test supplies one.
+fn create_log(
+    path: &Path,
+    policy: SyncPolicy,
+    options: WriterOptions,
+    factory: Option<&StorageFactory>,
+) -> Result<LogWriter> {
+    let Some(factory) = factory else {
+        return LogWriter::create(path, policy, options);
+    };
+    let storage = (factory.0)(path, true)
+        .map_err(|e| Error::Io(format!("cannot create log {}: {e}", path.display())))?;
+    LogWriter::with_storage(storage, path, 0, policy, options)
+}
+
+/// Continues the log at `path` after its first `valid_len` bytes, through `factory` when a
+/// test supplies one (like [`LogWriter::open_append`]: the rest is cut off and synced).
+fn continue_log(
+    path: &Path,
+    valid_len: u64,
+    policy: SyncPolicy,
+    options: WriterOptions,
+    factory: Option<&StorageFactory>,
+) -> Result<LogWriter> {
+    let Some(factory) = factory else {
+        return LogWriter::open_append(path, valid_len, policy, options);
+    };
+    let io_err = |e: std::io::Error| Error::Io(format!("cannot open log {}: {e}", path.display()));
+    let storage = (factory.0)(path, false).map_err(io_err)?;
+    storage.set_len(valid_len).map_err(io_err)?;
+    storage.sync().map_err(io_err)?;
+    LogWriter::with_storage(storage, path, valid_len, policy, options)
 }
 
 impl FileOptions {
@@ -46,6 +101,7 @@ impl FileOptions {
             sync_policy: SyncPolicy::EverySec,
             writer: WriterOptions::default(),
             compact_min_bytes: 64 << 20,
+            storage: None,
         }
     }
 }
@@ -89,6 +145,7 @@ pub(crate) struct Durability {
     dir: PathBuf,
     policy: SyncPolicy,
     writer_options: WriterOptions,
+    storage: Option<StorageFactory>,
     /// The current log. Writers hold it shared from append until their change is applied in
     /// memory; compaction takes it exclusively for the moment it switches logs, so that every
     /// write in an older log is visible in memory before the snapshot reads it.
@@ -151,16 +208,26 @@ impl Engine {
         let live_bytes = engine.finish_recovery();
         let log_path = files.log_path(generation);
         let log = match active_len {
-            Some(valid_len) => {
-                LogWriter::open_append(&log_path, valid_len, file.sync_policy, file.writer.clone())?
-            }
-            None => LogWriter::create(&log_path, file.sync_policy, file.writer.clone())?,
+            Some(valid_len) => continue_log(
+                &log_path,
+                valid_len,
+                file.sync_policy,
+                file.writer.clone(),
+                file.storage.as_ref(),
+            )?,
+            None => create_log(
+                &log_path,
+                file.sync_policy,
+                file.writer.clone(),
+                file.storage.as_ref(),
+            )?,
         };
         let durability = Durability {
             dir: files.dir().to_path_buf(),
             files: Mutex::new(Some(files)),
             policy: file.sync_policy,
             writer_options: file.writer,
+            storage: file.storage,
             generation: AtomicU64::new(generation),
             base: AtomicU64::new(0),
             compact_at: AtomicU64::new(0),
@@ -234,12 +301,13 @@ impl Engine {
             return Err(Error::Closed);
         }
         let generation = durability.generation.load(Ordering::Acquire) + 1;
-        let new_log = Arc::new(LogWriter::create(
+        let new_log = Arc::new(create_log(
             &durability
                 .dir
                 .join(crate::log::dir::log_file_name(generation)),
             durability.policy,
             durability.writer_options.clone(),
+            durability.storage.as_ref(),
         )?);
         {
             let mut current = durability.log.write();
@@ -291,7 +359,10 @@ impl Engine {
     /// The highest ticket known durable (synced to disk).
     pub fn durable_ticket(&self) -> u64 {
         self.durability().map_or(0, |d| {
-            d.base.load(Ordering::Acquire) + d.log.read().durable_lsn()
+            // The base is read under the log guard: compaction switches both under the write
+            // lock, so reading the base first could pair the old base with the new, empty log.
+            let log = d.log.read();
+            d.base.load(Ordering::Acquire) + log.durable_lsn()
         })
     }
 
