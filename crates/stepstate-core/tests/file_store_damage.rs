@@ -1,0 +1,350 @@
+//! Damaged files and failing disks at the engine level: a torn or garbage tail is dropped and
+//! the store opens with the prefix; damage before the tail (log or snapshot) fails `open_file`
+//! with `CORRUPT` and touches nothing; an injected write or sync failure fails that write with
+//! `IO`, refuses every later write and keeps reads working.
+
+mod common;
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::{active_log, dump, file_contents, file_options, generations, open, Rng, TempDir};
+use memmap2::MmapMut;
+use stepstate_core::log::writer::{FileStorage, LogStorage};
+use stepstate_core::log::SyncPolicy;
+use stepstate_core::store::file::{last_ticket, StorageFactory};
+use stepstate_core::{Engine, EngineOptions, Ttl};
+
+fn write_numbered(store: &Engine, range: std::ops::Range<u64>) {
+    for i in range {
+        store
+            .set(
+                "g",
+                &format!("k{i}"),
+                &format!(r#"{{"i":{i}}}"#),
+                Ttl::Default,
+            )
+            .unwrap();
+    }
+}
+
+fn keys(store: &Engine) -> String {
+    store.keys_json("g").unwrap()
+}
+
+fn keys_of(range: std::ops::Range<u64>) -> String {
+    let keys: Vec<String> = range.map(|i| format!("\"k{i}\"")).collect();
+    format!("[{}]", keys.join(","))
+}
+
+fn set_len(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+fn append_bytes(path: &Path, bytes: &[u8]) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+}
+
+fn garbage(len: usize) -> Vec<u8> {
+    let mut rng = Rng::new(len as u64);
+    (0..len).map(|_| (rng.below(255) + 1) as u8).collect()
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_log_cut_in_the_middle_of_its_last_record_opens_with_the_prefix_and_continues() {
+    let dir = TempDir::new("torn");
+    let store = open(dir.path(), SyncPolicy::No, 64 << 20);
+    write_numbered(&store, 0..50);
+    store.close_file().unwrap();
+    let log = active_log(dir.path());
+    let len = std::fs::metadata(&log).unwrap().len();
+    set_len(&log, len - 3);
+
+    let store = open(dir.path(), SyncPolicy::No, 64 << 20);
+    assert_eq!(keys(&store), keys_of(0..49));
+    store.set("g", "after", "1", Ttl::Default).unwrap();
+    store.close_file().unwrap();
+    let store = open(dir.path(), SyncPolicy::No, 64 << 20);
+    assert_eq!(store.get("g", "after").unwrap().as_deref(), Some("1"));
+    assert_eq!(store.get("g", "k49").unwrap(), None);
+    assert_eq!(store.list_groups(), ["g"]);
+    store.close_file().unwrap();
+}
+
+#[test]
+fn garbage_after_the_last_record_is_dropped_with_or_without_a_torn_record_before_it() {
+    let dir = TempDir::new("garbage");
+    let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
+    write_numbered(&store, 0..50);
+    store.close_file().unwrap();
+    let log = active_log(dir.path());
+    append_bytes(&log, &garbage(100));
+
+    let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
+    assert_eq!(keys(&store), keys_of(0..50));
+    write_numbered(&store, 50..60);
+    store.close_file().unwrap();
+
+    let len = std::fs::metadata(&log).unwrap().len();
+    set_len(&log, len - 7);
+    append_bytes(&log, &garbage(33));
+    let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
+    assert_eq!(keys(&store), keys_of(0..59));
+    store.close_file().unwrap();
+}
+
+#[test]
+fn a_flipped_byte_in_the_middle_of_the_log_is_corrupt_and_leaves_every_file_unchanged() {
+    let dir = TempDir::new("flip-log");
+    let store = open(dir.path(), SyncPolicy::No, 64 << 20);
+    write_numbered(&store, 0..200);
+    store.close_file().unwrap();
+    let log = active_log(dir.path());
+    let len = std::fs::metadata(&log).unwrap().len();
+    flip_byte(&log, len / 2);
+    let before = file_contents(dir.path());
+
+    let err = Engine::open_file(
+        EngineOptions::default(),
+        file_options(dir.path(), SyncPolicy::No, 64 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "CORRUPT", "{err}");
+    assert_eq!(
+        file_contents(dir.path()),
+        before,
+        "open_file changed the files"
+    );
+    // And again: still corrupt, still untouched.
+    let err = Engine::open_file(
+        EngineOptions::default(),
+        file_options(dir.path(), SyncPolicy::No, 64 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "CORRUPT");
+    assert_eq!(file_contents(dir.path()), before);
+}
+
+#[test]
+fn a_flipped_byte_in_the_snapshot_is_corrupt_and_leaves_every_file_unchanged() {
+    let dir = TempDir::new("flip-snapshot");
+    let store = open(dir.path(), SyncPolicy::No, 64 << 20);
+    write_numbered(&store, 0..200);
+    store.compact().unwrap();
+    write_numbered(&store, 200..220);
+    store.close_file().unwrap();
+    let (snapshots, _) = generations(dir.path());
+    assert_eq!(snapshots.len(), 1);
+    let snapshot = dir.path().join(format!("snapshot-{}.snap", snapshots[0]));
+    let len = std::fs::metadata(&snapshot).unwrap().len();
+    flip_byte(&snapshot, len / 2);
+    let before = file_contents(dir.path());
+
+    let err = Engine::open_file(
+        EngineOptions::default(),
+        file_options(dir.path(), SyncPolicy::No, 64 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "CORRUPT", "{err}");
+    assert_eq!(
+        file_contents(dir.path()),
+        before,
+        "open_file changed the files"
+    );
+}
+
+/// Counts the writes and syncs of every log storage it builds and fails the ones it is told to.
+#[derive(Default)]
+struct Faults {
+    writes: AtomicU64,
+    syncs: AtomicU64,
+    /// Fail the write with this number (1-based, counted over every storage); 0 = never.
+    fail_write: AtomicU64,
+    fail_sync: AtomicU64,
+    fail_create: AtomicBool,
+}
+
+struct FaultyStorage {
+    inner: FileStorage,
+    faults: Arc<Faults>,
+}
+
+impl LogStorage for FaultyStorage {
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.allocate(offset, len)
+    }
+    fn map(&self, offset: u64, len: usize) -> io::Result<MmapMut> {
+        self.inner.map(offset, len)
+    }
+    fn write(&self, dst: &mut [u8], bytes: &[u8]) -> io::Result<()> {
+        let n = self.faults.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.faults.fail_write.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected write failure"));
+        }
+        self.inner.write(dst, bytes)
+    }
+    fn sync(&self) -> io::Result<()> {
+        let n = self.faults.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected sync failure (EIO)"));
+        }
+        self.inner.sync()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+fn open_faulty(dir: &Path, policy: SyncPolicy) -> (Arc<Engine>, Arc<Faults>) {
+    let faults = Arc::new(Faults::default());
+    let shared = faults.clone();
+    let mut options = file_options(dir, policy, 64 << 20);
+    options.storage = Some(StorageFactory(Arc::new(move |path, create| {
+        if create && shared.fail_create.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected create failure"));
+        }
+        let inner = if create {
+            FileStorage::create(path)?
+        } else {
+            FileStorage::open(path)?
+        };
+        Ok(Box::new(FaultyStorage {
+            inner,
+            faults: shared.clone(),
+        }) as Box<dyn LogStorage>)
+    })));
+    let store = Engine::open_file(EngineOptions::default(), options).unwrap();
+    (store, faults)
+}
+
+/// Every kind of write fails with `IO` once the log is poisoned; nothing changes.
+fn assert_writes_refused(store: &Engine) {
+    let refused = [
+        store.set("g", "new", "1", Ttl::Default).map(|_| ()),
+        store.set("g", "a", "1", Ttl::Default).map(|_| ()),
+        store
+            .update("g", "a", r#"[{"type":"set","path":"","value":1}]"#)
+            .map(|_| ()),
+        store.delete("g", "a").map(|_| ()),
+        store.clear("g").map(|_| ()),
+    ];
+    for result in refused {
+        assert_eq!(result.unwrap_err().code(), "IO");
+    }
+}
+
+#[test]
+fn a_failed_log_write_fails_that_write_with_io_changes_nothing_and_refuses_later_writes() {
+    type Write = fn(&Engine) -> stepstate_core::Result<()>;
+    let failing_writes: [(&str, Write); 4] = [
+        ("set", |s| {
+            s.set("g", "a", r#""new""#, Ttl::Default).map(|_| ())
+        }),
+        ("update", |s| {
+            s.update("g", "a", r#"[{"type":"set","path":"","value":"new"}]"#)
+                .map(|_| ())
+        }),
+        ("delete", |s| s.delete("g", "a").map(|_| ())),
+        ("clear", |s| s.clear("g").map(|_| ())),
+    ];
+    for (name, failing_write) in failing_writes {
+        let dir = TempDir::new(&format!("fail-write-{name}"));
+        let (store, faults) = open_faulty(dir.path(), SyncPolicy::EverySec);
+        store.set("g", "a", r#""old""#, Ttl::Default).unwrap();
+        store.set("g", "b", r#""b""#, Ttl::Default).unwrap();
+        store.set("h", "c", r#""c""#, Ttl::Default).unwrap();
+        let state = dump(&store);
+        faults
+            .fail_write
+            .store(faults.writes.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+
+        let err = failing_write(&store).unwrap_err();
+        assert_eq!(err.code(), "IO", "{name}: {err}");
+        assert_eq!(dump(&store), state, "{name} changed the store");
+        assert_eq!(store.get("g", "a").unwrap().as_deref(), Some(r#""old""#));
+        assert_writes_refused(&store);
+        // Reads keep working.
+        assert_eq!(dump(&store), state);
+        assert_eq!(store.list_groups(), ["g", "h"]);
+        assert_eq!(keys(&store), r#"["a","b"]"#);
+        assert_eq!(store.close_file().unwrap_err().code(), "IO");
+
+        let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
+        assert_eq!(dump(&store), state, "{name}: state after reopen");
+        store.close_file().unwrap();
+    }
+}
+
+#[test]
+fn a_failed_fsync_under_always_reports_io_to_the_waiter_and_refuses_later_writes() {
+    let dir = TempDir::new("fail-sync");
+    let (store, faults) = open_faulty(dir.path(), SyncPolicy::Always);
+    let (tell, told) = mpsc::channel();
+    store.on_durable(Arc::new(move |ticket| {
+        let _ = tell.send(ticket.map_err(|e| e.code()));
+    }));
+    let wait_for = |ticket: u64| loop {
+        match told.recv_timeout(Duration::from_secs(5)).unwrap() {
+            Ok(durable) if durable >= ticket => return Ok(durable),
+            Ok(_) => {}
+            Err(code) => return Err(code),
+        }
+    };
+    store.set("g", "a", r#""old""#, Ttl::Default).unwrap();
+    assert!(wait_for(last_ticket()).is_ok());
+    assert!(store.durable_ticket() >= last_ticket());
+    faults
+        .fail_sync
+        .store(faults.syncs.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+
+    // The append succeeds; the sync that would acknowledge it fails, and the waiter is told.
+    store.set("g", "a", r#""new""#, Ttl::Default).unwrap();
+    let ticket = last_ticket();
+    assert_eq!(wait_for(ticket), Err("IO"));
+    assert!(store.durable_ticket() < ticket, "never reported durable");
+    assert_writes_refused(&store);
+    // Reads keep working. The unacknowledged write stays visible in memory: it was applied
+    // before its fsync, as group commit requires (the caller got IO instead of an ack).
+    assert_eq!(store.get("g", "a").unwrap().as_deref(), Some(r#""new""#));
+    assert_eq!(store.list_groups(), ["g"]);
+    assert_eq!(store.close_file().unwrap_err().code(), "IO");
+}
+
+#[test]
+fn a_compaction_that_cannot_create_its_log_fails_with_io_and_the_store_goes_on() {
+    let dir = TempDir::new("fail-compaction");
+    let (store, faults) = open_faulty(dir.path(), SyncPolicy::EverySec);
+    write_numbered(&store, 0..20);
+    faults.fail_create.store(true, Ordering::SeqCst);
+    assert_eq!(store.compact().unwrap_err().code(), "IO");
+    write_numbered(&store, 20..30);
+    faults.fail_create.store(false, Ordering::SeqCst);
+    store.compact().unwrap();
+    write_numbered(&store, 30..40);
+    store.close_file().unwrap();
+    let (snapshots, logs) = generations(dir.path());
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(logs, snapshots);
+    let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
+    assert_eq!(keys(&store), keys_of(0..40));
+    store.close_file().unwrap();
+}
