@@ -145,6 +145,16 @@ impl Handle {
     }
 }
 
+/// A JS string with `text`'s contents. ASCII text (most JSON) is handed to V8 as Latin-1,
+/// which it copies as is, instead of decoding UTF-8: several times faster for large texts.
+fn js_text<'env>(env: &'env Env, text: &str) -> Result<JsString<'env>> {
+    if text.is_ascii() {
+        env.create_string_latin1(text.as_bytes())
+    } else {
+        env.create_string(text)
+    }
+}
+
 /// The one mapping from core errors to JavaScript errors.
 fn to_js(err: Error) -> napi::Error {
     let op_index = err.op_index().map(|n| n.to_string()).unwrap_or_default();
@@ -318,25 +328,24 @@ pub fn durable_ticket(handle: &External<Handle>) -> Result<f64> {
 /// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
 /// returns the previous value's text or null.
 #[napi]
-pub fn set(
-    env: Env,
+pub fn set<'env>(
+    env: &'env Env,
     handle: &External<Handle>,
     group: Name,
     key: Name,
     value: String,
     ttl_ms: f64,
-) -> Result<Option<String>> {
+) -> Result<Option<JsString<'env>>> {
     let ttl = if ttl_ms < 0.0 {
         Ttl::Default
     } else {
         Ttl::Millis(ttl_ms.ceil() as u64)
     };
-    let old = handle
-        .engine()?
-        .set(&group, &key, &value, ttl)
-        .map_err(to_js);
-    keep_alive_for_pending_events(&env);
-    old
+    let old = handle.engine()?.set_owned(&group, &key, value, ttl);
+    keep_alive_for_pending_events(env);
+    old.map_err(to_js)?
+        .map(|old| js_text(env, &old))
+        .transpose()
 }
 
 /// The value's text, or null. The JS string is made straight from the stored text while the
@@ -351,22 +360,22 @@ pub fn get<'env>(
     handle
         .engine()?
         .get_with(&group, &key, |text| {
-            text.map(|text| env.create_string(text)).transpose()
+            text.map(|text| js_text(env, text)).transpose()
         })
         .map_err(to_js)?
 }
 
 /// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`.
 #[napi]
-pub fn update(
-    env: Env,
+pub fn update<'env>(
+    env: &'env Env,
     handle: &External<Handle>,
     group: Name,
     key: Name,
     ops: String,
-) -> Result<String> {
+) -> Result<JsString<'env>> {
     let result = handle.engine()?.update(&group, &key, &ops).map_err(to_js)?;
-    keep_alive_for_pending_events(&env);
+    keep_alive_for_pending_events(env);
     let old = result.old_value.as_deref().unwrap_or("null");
     let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
     pair.push('[');
@@ -374,7 +383,7 @@ pub fn update(
     pair.push(',');
     pair.push_str(old);
     pair.push(']');
-    Ok(pair)
+    js_text(env, &pair)
 }
 
 /// Removes an item; returns its value's text or null.
@@ -400,20 +409,35 @@ pub fn clear(env: Env, handle: &External<Handle>, group: Name) -> Result<u32> {
 
 /// The group's values as the JSON text of an array, in insertion order.
 #[napi]
-pub fn get_group(handle: &External<Handle>, group: Name) -> Result<String> {
-    handle.engine()?.group_json(&group).map_err(to_js)
+pub fn get_group<'env>(
+    env: &'env Env,
+    handle: &External<Handle>,
+    group: Name,
+) -> Result<JsString<'env>> {
+    let text = handle.engine()?.group_json(&group).map_err(to_js)?;
+    js_text(env, &text)
 }
 
 /// The group's items as the JSON text of an array of `{ key, value }`.
 #[napi]
-pub fn entries(handle: &External<Handle>, group: Name) -> Result<String> {
-    handle.engine()?.entries_json(&group).map_err(to_js)
+pub fn entries<'env>(
+    env: &'env Env,
+    handle: &External<Handle>,
+    group: Name,
+) -> Result<JsString<'env>> {
+    let text = handle.engine()?.entries_json(&group).map_err(to_js)?;
+    js_text(env, &text)
 }
 
 /// The group's keys as the JSON text of an array of strings.
 #[napi]
-pub fn keys(handle: &External<Handle>, group: Name) -> Result<String> {
-    handle.engine()?.keys_json(&group).map_err(to_js)
+pub fn keys<'env>(
+    env: &'env Env,
+    handle: &External<Handle>,
+    group: Name,
+) -> Result<JsString<'env>> {
+    let text = handle.engine()?.keys_json(&group).map_err(to_js)?;
+    js_text(env, &text)
 }
 
 /// The sorted names of non-empty groups.
@@ -510,9 +534,12 @@ pub fn subscribe(
 
 /// Takes the subscription's waiting events as the JSON text of an array.
 #[napi]
-pub fn drain_events(env: Env, subscription: &External<Subscription>) -> String {
-    set_keep_alive(&env, &subscription.ready, false);
-    subscription.queue.drain()
+pub fn drain_events<'env>(
+    env: &'env Env,
+    subscription: &External<Subscription>,
+) -> Result<JsString<'env>> {
+    set_keep_alive(env, &subscription.ready, false);
+    js_text(env, &subscription.queue.drain())
 }
 
 /// Ends a subscription; idempotent.

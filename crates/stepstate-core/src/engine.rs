@@ -559,24 +559,39 @@ impl Engine {
     /// with the expiry `ttl` asks for. Returns the previous value's text, `None` when the key
     /// was absent (or expired).
     pub fn set(&self, group: &str, key: &str, value: &str, ttl: Ttl) -> Result<Option<String>> {
+        Ok(self
+            .set_owned(group, key, value.to_owned(), ttl)?
+            .map(String::from))
+    }
+
+    /// [`Engine::set`] that takes the value's text by value and returns the old one as stored,
+    /// sparing a copy each way (the binding's hot path).
+    pub fn set_owned(
+        &self,
+        group: &str,
+        key: &str,
+        value: String,
+        ttl: Ttl,
+    ) -> Result<Option<Box<str>>> {
         check_item(group, key)?;
-        self.check_size(value)
+        self.check_size(&value)
             .map_err(|e| e.for_item("set", group, key))?;
         let expires_at_ms = self.expiry_for(ttl);
+        let value = value.into_boxed_str();
         let old = self.write_group(group, |items| {
             let _journal = self.journal(&LogRecord::Put {
                 group,
                 key,
-                value,
+                value: &value,
                 expires_at_ms,
             })?;
             self.remove_if_expired(group, items, key);
-            let old = items.put(key, Box::from(value), expires_at_ms);
-            self.publish_write(group, key, old.as_deref(), value);
+            self.publish_write(group, key, items.get(key).map(|slot| &*slot.value), &value);
+            let old = items.put(key, value, expires_at_ms);
             Ok::<_, Error>(old)
         })?;
         self.schedule_expiry(group, key, expires_at_ms);
-        Ok(old.map(String::from))
+        Ok(old)
     }
 
     /// Calls `read` with the value's text, or `None` when the key is absent or expired; the
@@ -615,14 +630,6 @@ impl Engine {
             .write_group(group, |items| {
                 self.remove_if_expired(group, items, key);
                 let current = items.get(key);
-                let mut value = match current {
-                    // `set` stores JSON.stringify output unparsed; the one thing serde_json
-                    // refuses in it is nesting deeper than 128 levels.
-                    Some(slot) => serde_json::from_str(&slot.value).map_err(|e| {
-                        Error::InvalidValue(format!("the stored value cannot be updated: {e}"))
-                    })?,
-                    None => serde_json::Value::Object(serde_json::Map::new()),
-                };
                 let expires_at_ms = match current {
                     Some(slot) => slot.expires_at_ms,
                     None => {
@@ -630,9 +637,7 @@ impl Engine {
                         new_expiry
                     }
                 };
-                ops::apply_ops(&mut value, &ops)?;
-                let new_text = serde_json::to_string(&value)
-                    .map_err(|e| Error::InvalidValue(format!("result is not JSON: {e}")))?;
+                let new_text = ops::apply_to_text(current.map(|slot| &*slot.value), &ops)?;
                 self.check_size(&new_text)?;
                 let _journal = self.journal(&LogRecord::Put {
                     group,

@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use stepstate_core::ops::{apply_ops, parse_ops};
+use stepstate_core::ops::{apply_ops, apply_to_text, parse_ops};
 
 const CASES: u32 = 384;
 
@@ -266,6 +266,21 @@ proptest! {
                 prop_assert_eq!(kept, original);
             }
         }
+    }
+
+    #[test]
+    fn applying_to_stored_text_gives_exactly_what_the_full_tree_gives(
+        original in prop_oneof![3 => object(), 1 => json_value()],
+        ops in op_list(),
+    ) {
+        let Ok(parsed) = parse_ops(&ops.to_string()) else {
+            return Ok(());
+        };
+        let stored = serde_json::to_string(&original).expect("original serializes");
+        let mut tree = original.clone();
+        let full = apply_ops(&mut tree, &parsed)
+            .map(|()| serde_json::to_string(&tree).expect("result serializes"));
+        prop_assert_eq!(apply_to_text(Some(&stored), &parsed), full);
     }
 
     #[test]

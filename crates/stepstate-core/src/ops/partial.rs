@@ -1,0 +1,261 @@
+//! Applying ops to a stored value given as JSON text, parsing only what the ops touch.
+//!
+//! A typical update changes one or two fields of an object (`increment 'paid'`, `set
+//! 'status'`). Parsing the whole value into a tree and serializing it back costs far more
+//! than the change, so when every op addresses a member of a top-level object, only the
+//! members the ops name are parsed; the others are carried over as the exact text they were
+//! stored as. The result is the same text the full path would produce, member for member:
+//!
+//! - the ops only read and write below the members they name, so they see the same values;
+//! - members keep their order and new members go to the end, as in a full parse with
+//!   `preserve_order`, because this path is not taken when an op may remove a top-level
+//!   member (which a later op could then re-add at the end).
+//!
+//! Anything else (a root path, a removal at depth one, a value that is not an object) takes
+//! the full path: parse, [`apply_ops`], serialize.
+
+use super::{apply_ops, UpdateOp};
+use crate::error::{Error, Result};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Applies `ops` to the stored value `stored` (JSON text; `None` starts from `{}`) and returns
+/// the new value's JSON text. All or nothing: on error nothing was changed anywhere.
+pub fn apply_to_text(stored: Option<&str>, ops: &[UpdateOp]) -> Result<String> {
+    match stored {
+        Some(text) if takes_fast_path(ops) => match RawMembers::parse(text) {
+            Some(members) => apply_to_members(&members, ops),
+            None => apply_to_tree(text, ops),
+        },
+        Some(text) => apply_to_tree(text, ops),
+        None => {
+            let mut value = Value::Object(Map::new());
+            apply_ops(&mut value, ops)?;
+            to_text(&value)
+        }
+    }
+}
+
+/// Whether every op names a top-level member and none can remove one.
+fn takes_fast_path(ops: &[UpdateOp]) -> bool {
+    ops.iter().all(|op| {
+        let depth = op.path().segments().len();
+        depth > 0 && !(depth == 1 && matches!(op, UpdateOp::Remove(_)))
+    })
+}
+
+fn apply_to_tree(text: &str, ops: &[UpdateOp]) -> Result<String> {
+    // `set` stores JSON.stringify output unparsed; the one thing serde_json refuses in it is
+    // nesting deeper than 128 levels.
+    let mut value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::InvalidValue(format!("the stored value cannot be updated: {e}")))?;
+    apply_ops(&mut value, ops)?;
+    to_text(&value)
+}
+
+fn to_text(value: &Value) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Error::InvalidValue(format!("result is not JSON: {e}")))
+}
+
+fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<String> {
+    let touched = |key: &str| ops.iter().any(|op| op.path().segments()[0] == key);
+    let mut partial = Map::new();
+    for (key, raw) in &members.0 {
+        if touched(key) {
+            let value: Value = serde_json::from_str(raw.get()).map_err(|e| {
+                Error::InvalidValue(format!("the stored value cannot be updated: {e}"))
+            })?;
+            partial.insert(key.to_string(), value);
+        }
+    }
+    let mut partial = Value::Object(partial);
+    apply_ops(&mut partial, ops)?;
+    let Value::Object(mut changed) = partial else {
+        // Ops below the root never replace the root itself.
+        return Err(Error::InvalidValue(
+            "an update replaced the whole value".into(),
+        ));
+    };
+
+    let mut out = String::with_capacity(members.len_hint() + 16);
+    out.push('{');
+    let mut first = true;
+    let mut member = |out: &mut String, key: &str, text: &str| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_key(out, key);
+        out.push_str(text);
+    };
+    for (key, raw) in &members.0 {
+        if touched(key) {
+            if let Some(value) = changed.shift_remove(key.as_ref()) {
+                member(&mut out, key, &to_text(&value)?);
+            }
+        } else {
+            member(&mut out, key, raw.get());
+        }
+    }
+    for (key, value) in changed {
+        member(&mut out, &key, &to_text(&value)?);
+    }
+    out.push('}');
+    Ok(out)
+}
+
+fn push_key(out: &mut String, key: &str) {
+    if let Ok(quoted) = serde_json::to_string(key) {
+        out.push_str(&quoted);
+    }
+    out.push(':');
+}
+
+/// The members of a top-level JSON object, each value left as its raw text.
+struct RawMembers<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> RawMembers<'a> {
+    /// `None` when `text` is not an object (or not JSON).
+    fn parse(text: &'a str) -> Option<RawMembers<'a>> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let members = deserializer.deserialize_map(MembersVisitor).ok()?;
+        deserializer.end().ok()?;
+        Some(members)
+    }
+
+    fn len_hint(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(key, raw)| key.len() + raw.get().len() + 4)
+            .sum()
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = RawMembers<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            members.push((key.0, raw));
+        }
+        Ok(RawMembers(members))
+    }
+}
+
+/// A member name, borrowed from the text when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::parse_ops;
+
+    /// The full path, for comparison.
+    fn full(stored: &str, ops: &str) -> Result<String> {
+        apply_to_tree(stored, &parse_ops(ops).unwrap())
+    }
+
+    fn fast(stored: &str, ops: &str) -> Result<String> {
+        apply_to_text(Some(stored), &parse_ops(ops).unwrap())
+    }
+
+    #[test]
+    fn touched_members_change_in_place_and_untouched_ones_keep_their_exact_text() {
+        let stored = r#"{"id":"o1","total":1.50,"paid":0,"items":[{"q":1e2}],"status":"pending"}"#;
+        let ops = r#"[{"type":"increment","path":"paid","by":1},{"type":"set","path":"status","value":"paid"}]"#;
+        assert_eq!(
+            fast(stored, ops).unwrap(),
+            r#"{"id":"o1","total":1.50,"paid":1,"items":[{"q":1e2}],"status":"paid"}"#
+        );
+    }
+
+    #[test]
+    fn new_members_go_to_the_end_like_the_full_path() {
+        let stored = r#"{"a":1,"b":{"c":2}}"#;
+        let ops = r#"[{"type":"set","path":"z.y","value":3},{"type":"set","path":"b.d","value":4},{"type":"remove","path":"b.c"}]"#;
+        assert_eq!(fast(stored, ops).unwrap(), full(stored, ops).unwrap());
+        assert_eq!(
+            fast(stored, ops).unwrap(),
+            r#"{"a":1,"b":{"d":4},"z":{"y":3}}"#
+        );
+    }
+
+    #[test]
+    fn a_failing_op_fails_the_fast_path_with_the_same_error() {
+        let stored = r#"{"a":"text","b":1}"#;
+        let ops =
+            r#"[{"type":"increment","path":"b","by":1},{"type":"increment","path":"a","by":1}]"#;
+        assert_eq!(
+            fast(stored, ops).unwrap_err(),
+            full(stored, ops).unwrap_err()
+        );
+    }
+
+    #[test]
+    fn root_ops_top_level_removals_and_non_objects_take_the_full_path() {
+        for (stored, ops) in [
+            (r#"{"a":1}"#, r#"[{"type":"merge","value":{"b":2}}]"#),
+            (
+                r#"{"a":1,"b":2}"#,
+                r#"[{"type":"remove","path":"a"},{"type":"set","path":"a","value":3}]"#,
+            ),
+            (r#"[1,2]"#, r#"[{"type":"set","path":"0","value":3}]"#),
+            (r#""text""#, r#"[{"type":"set","path":"a","value":3}]"#),
+        ] {
+            assert_eq!(fast(stored, ops), full(stored, ops), "{stored} {ops}");
+        }
+        assert_eq!(
+            fast(
+                r#"{"a":1,"b":2}"#,
+                r#"[{"type":"remove","path":"a"},{"type":"set","path":"a","value":3}]"#
+            )
+            .unwrap(),
+            r#"{"b":2,"a":3}"#
+        );
+    }
+
+    #[test]
+    fn escaped_member_names_survive() {
+        let stored = r#"{"a\"b":1,"\u00e9":2,"plain":3}"#;
+        let ops = r#"[{"type":"increment","path":["a\"b"],"by":1}]"#;
+        let result: Value = serde_json::from_str(&fast(stored, ops).unwrap()).unwrap();
+        assert_eq!(result, serde_json::json!({"a\"b": 2, "é": 2, "plain": 3}));
+    }
+}
