@@ -5,10 +5,10 @@
 
 const { StateManager } = require('..')
 const { MapClone, MapJson } = require('./reference-stores')
-const { order, measure, printTable } = require('./harness')
+const { measure, printTable } = require('./harness')
+const { fill, fillKeys, sequential, concurrent, calls } = require('./workloads')
 
-const SEQUENTIAL_OPS = Number(process.env.BENCH_OPS || 50_000)
-const KEYS = 1000
+const OPS = Number(process.env.BENCH_OPS || 50_000)
 
 const stores = [
   { name: 'stepstate', open: async () => new StateManager() },
@@ -16,56 +16,26 @@ const stores = [
   { name: 'Map+JSON', open: async () => new MapJson() },
 ]
 
-async function fill(store, group, count) {
-  for (let i = 0; i < count; i++) await store.set(group, `k${i}`, order(i))
-}
-
-const updateOps = [
-  { type: 'increment', path: 'paid', by: 1 },
-  { type: 'set', path: 'status', value: 'paid' },
-]
-
 function getGroupWorkload(count) {
-  const calls = count >= 10_000 ? 20 : 200
+  const reads = count >= 10_000 ? 20 : 200
   return {
     name: `getGroup of ${count / 1000}k items`,
     unit: 'ms',
     setup: (store) => fill(store, 'orders', count),
     async run(store) {
-      for (let i = 0; i < calls; i++) {
+      for (let i = 0; i < reads; i++) {
         const items = await store.getGroup('orders')
         if (items.length !== count) throw new Error('getGroup returned the wrong count')
       }
-      return calls
+      return reads
     },
   }
 }
 
 const workloads = [
-  {
-    name: 'get (awaited, one at a time)',
-    setup: (store) => fill(store, 'orders', KEYS),
-    async run(store) {
-      for (let i = 0; i < SEQUENTIAL_OPS; i++) await store.get('orders', `k${i % KEYS}`)
-      return SEQUENTIAL_OPS
-    },
-  },
-  {
-    name: 'set (awaited, one at a time)',
-    async run(store) {
-      const value = order(1)
-      for (let i = 0; i < SEQUENTIAL_OPS; i++) await store.set('orders', `k${i % KEYS}`, value)
-      return SEQUENTIAL_OPS
-    },
-  },
-  {
-    name: 'update (awaited, one at a time)',
-    setup: (store) => fill(store, 'orders', KEYS),
-    async run(store) {
-      for (let i = 0; i < SEQUENTIAL_OPS; i++) await store.update('orders', `k${i % KEYS}`, updateOps)
-      return SEQUENTIAL_OPS
-    },
-  },
+  sequential('get', OPS, calls.get, fillKeys),
+  sequential('set', OPS, calls.set),
+  sequential('update', OPS, calls.update, fillKeys),
   getGroupWorkload(1_000),
   getGroupWorkload(10_000),
   {
@@ -79,25 +49,7 @@ const workloads = [
       return 1
     },
   },
-  {
-    name: 'mixed, 64 in flight (50% get, 30% update, 20% set)',
-    setup: (store) => fill(store, 'orders', KEYS),
-    async run(store) {
-      let next = 0
-      const worker = async () => {
-        while (next < SEQUENTIAL_OPS) {
-          const i = next++
-          const key = `k${(i * 7919) % KEYS}`
-          const kind = i % 10
-          if (kind < 5) await store.get('orders', key)
-          else if (kind < 8) await store.update('orders', key, updateOps)
-          else await store.set('orders', key, order(i))
-        }
-      }
-      await Promise.all(Array.from({ length: 64 }, worker))
-      return SEQUENTIAL_OPS
-    },
-  },
+  concurrent('mixed (50% get, 30% update, 20% set)', OPS, 64, calls.mixed, fillKeys),
 ]
 
 async function run() {

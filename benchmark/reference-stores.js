@@ -105,4 +105,4 @@ class MapJson extends GroupedMap {
   async close() {}
 }
 
-module.exports = { MapClone, MapJson }
+module.exports = { MapClone, MapJson, applyOps }
