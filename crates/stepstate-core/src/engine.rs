@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::events::{Change, EventBus, EventType, Reason};
 use crate::log::{LogRecord, SnapshotWriter};
 use crate::ops;
-use crate::store::file::Durability;
+use crate::store::file::{Durability, Journaled};
 use crate::ttl::{self, Clock, ExpiryIndex, SystemClock};
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
@@ -112,6 +112,8 @@ type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
 struct Group {
     index: HashMap<Arc<str>, usize>,
     slots: Vec<Option<Slot>>,
+    /// Log generation and end offset of the last journaled change to this group (file store).
+    last_write: (u64, u64),
 }
 
 impl Group {
@@ -297,16 +299,18 @@ impl Engine {
             LogRecord::Clear { group } => {
                 self.shard(group).groups.write().remove(group);
             }
+            LogRecord::GroupMark { .. } => {}
         }
     }
 
     /// Ends recovery: drops the items that expired while the store was closed (no events:
     /// nobody could listen yet), indexes the remaining expiries for the sweep, and returns the
-    /// bytes of live data.
-    pub(crate) fn finish_recovery(&self) -> u64 {
+    /// bytes of live data and the dropped items (which the caller deletes in the log).
+    pub(crate) fn finish_recovery(&self) -> (u64, Vec<(Arc<str>, Arc<str>)>) {
         let now_ms = self.now_ms();
         let mut live_bytes = 0u64;
         let mut expiring = Vec::new();
+        let mut dropped = Vec::new();
         for shard in self.shards.iter() {
             let mut groups = shard.groups.write();
             groups.retain(|name, cell| {
@@ -318,6 +322,7 @@ impl Engine {
                     .collect();
                 for key in expired {
                     items.remove(&key);
+                    dropped.push((name.clone(), key));
                 }
                 for slot in items.iter() {
                     live_bytes += (name.len() + slot.key.len() + slot.value.len()) as u64;
@@ -331,7 +336,7 @@ impl Engine {
         for (group, key, expires_at_ms) in expiring {
             self.schedule_expiry(&group, &key, expires_at_ms);
         }
-        live_bytes
+        (live_bytes, dropped)
     }
 
     /// Writes every live item into `snapshot-<generation>` in `dir`, one group at a time under
@@ -358,6 +363,15 @@ impl Engine {
                     return Err(Error::Closed);
                 }
                 let items = cell.read();
+                let (written_in, log_offset) = items.last_write;
+                snapshot.put(&LogRecord::GroupMark {
+                    group: &name,
+                    log_offset: if written_in == generation {
+                        log_offset
+                    } else {
+                        0
+                    },
+                })?;
                 for slot in items.iter().filter(|slot| slot.is_live(now_ms)) {
                     live_bytes += (name.len() + slot.key.len() + slot.value.len()) as u64;
                     snapshot.put(&LogRecord::Put {
@@ -453,16 +467,32 @@ impl Engine {
 
     /// Removes the item if it has expired, firing its expiry event; the caller then sees the
     /// key as absent. Returns whether it removed something.
-    fn remove_if_expired(&self, group: &str, items: &mut Group, key: &str) -> bool {
+    /// Journaled like a delete, so that replay puts a later write of the key at the end of
+    /// its group, as the live store does.
+    fn remove_if_expired(&self, group: &str, items: &mut Group, key: &str) -> Result<bool> {
         let expired = items
             .get(key)
             .is_some_and(|slot| slot.expires_at_ms != 0 && !slot.is_live(self.now_ms()));
         if expired {
+            let _journal = self.journal_into(items, &LogRecord::Delete { group, key })?;
             if let Some(slot) = items.remove(key) {
                 self.publish_removal(group, &slot, Some(Reason::Expired));
             }
         }
-        expired
+        Ok(expired)
+    }
+
+    /// Journals a change to `items` (see [`Engine::journal`]) and remembers where it went.
+    fn journal_into(
+        &self,
+        items: &mut Group,
+        record: &LogRecord<'_>,
+    ) -> Result<Option<Journaled<'_>>> {
+        let journaled = self.journal(record)?;
+        if let Some(journaled) = &journaled {
+            items.last_write = (journaled.generation, journaled.lsn);
+        }
+        Ok(journaled)
     }
 
     fn publish_removal(&self, group: &str, slot: &Slot, reason: Option<Reason>) {
@@ -579,13 +609,16 @@ impl Engine {
         let expires_at_ms = self.expiry_for(ttl);
         let value = value.into_boxed_str();
         let old = self.write_group(group, |items| {
-            let _journal = self.journal(&LogRecord::Put {
-                group,
-                key,
-                value: &value,
-                expires_at_ms,
-            })?;
-            self.remove_if_expired(group, items, key);
+            self.remove_if_expired(group, items, key)?;
+            let _journal = self.journal_into(
+                items,
+                &LogRecord::Put {
+                    group,
+                    key,
+                    value: &value,
+                    expires_at_ms,
+                },
+            )?;
             self.publish_write(group, key, items.get(key).map(|slot| &*slot.value), &value);
             let old = items.put(key, value, expires_at_ms);
             Ok::<_, Error>(old)
@@ -628,7 +661,7 @@ impl Engine {
         let mut new_expiry = 0;
         let result = self
             .write_group(group, |items| {
-                self.remove_if_expired(group, items, key);
+                self.remove_if_expired(group, items, key)?;
                 let current = items.get(key);
                 let expires_at_ms = match current {
                     Some(slot) => slot.expires_at_ms,
@@ -639,12 +672,15 @@ impl Engine {
                 };
                 let new_text = ops::apply_to_text(current.map(|slot| &*slot.value), &ops)?;
                 self.check_size(&new_text)?;
-                let _journal = self.journal(&LogRecord::Put {
-                    group,
-                    key,
-                    value: &new_text,
-                    expires_at_ms,
-                })?;
+                let _journal = self.journal_into(
+                    items,
+                    &LogRecord::Put {
+                        group,
+                        key,
+                        value: &new_text,
+                        expires_at_ms,
+                    },
+                )?;
                 let old = items.put(key, Box::from(new_text.as_str()), expires_at_ms);
                 self.publish_write(group, key, old.as_deref(), &new_text);
                 Ok(WriteResult {
@@ -661,10 +697,10 @@ impl Engine {
     pub fn delete(&self, group: &str, key: &str) -> Result<Option<String>> {
         check_item(group, key)?;
         let removed = self.write_existing_group(group, |items| {
-            if self.remove_if_expired(group, items, key) || items.get(key).is_none() {
+            if self.remove_if_expired(group, items, key)? || items.get(key).is_none() {
                 return Ok::<_, Error>(None);
             }
-            let _journal = self.journal(&LogRecord::Delete { group, key })?;
+            let _journal = self.journal_into(items, &LogRecord::Delete { group, key })?;
             let slot = items.remove(key);
             if let Some(slot) = &slot {
                 self.publish_removal(group, slot, None);
@@ -718,10 +754,13 @@ impl Engine {
                     // Journaled so that replay need not rely on the clock; if the log refuses
                     // (closed or failed), the item stays, invisible, and recovery drops it.
                     let journal = if is_due {
-                        self.journal(&LogRecord::Delete {
-                            group: &group,
-                            key: &key,
-                        })
+                        self.journal_into(
+                            items,
+                            &LogRecord::Delete {
+                                group: &group,
+                                key: &key,
+                            },
+                        )
                     } else {
                         Ok(None)
                     };

@@ -110,43 +110,6 @@ fn apply(engine: &Engine, op: &Op) -> String {
     result.unwrap_or_else(|e| format!("error {}", e.code()))
 }
 
-/// Compaction running in the background while writes go on can reorder keys after reopen
-/// (`writes_racing_a_compaction_keep_their_insertion_order_after_reopen`, ignored until
-/// fixed). While true, the reopen after a round that compacted by itself compares items
-/// without their order; every other reopen compares the order exactly.
-const COMPACTION_REORDERS_KEYS: bool = true;
-
-/// Every group's items sorted by key.
-fn sorted(engine: &Engine) -> Vec<(String, Vec<(String, String)>)> {
-    engine
-        .list_groups()
-        .into_iter()
-        .map(|group| {
-            let mut items: Vec<(String, String)> = engine
-                .entries(&group)
-                .unwrap()
-                .into_iter()
-                .map(|e| (e.key, e.value))
-                .collect();
-            items.sort();
-            (group, items)
-        })
-        .collect()
-}
-
-/// An in-memory engine holding the same items in the same order as `store`.
-fn copy_into_memory(store: &Engine) -> std::sync::Arc<Engine> {
-    let model = Engine::new(EngineOptions::default());
-    for group in store.list_groups() {
-        for entry in store.entries(&group).unwrap() {
-            model
-                .set(&group, &entry.key, &entry.value, Ttl::Default)
-                .unwrap();
-        }
-    }
-    model
-}
-
 /// How a round opens and closes the store.
 #[derive(Debug, Clone, Copy)]
 enum RoundKind {
@@ -160,8 +123,7 @@ enum RoundKind {
 fn random_writes_of_every_method_survive_reopen_in_value_and_insertion_order() {
     let started = Instant::now();
     let dir = TempDir::new("reopen-loop");
-    let mut model = Engine::new(EngineOptions::default());
-    let mut after_compaction_by_itself = false;
+    let model = Engine::new(EngineOptions::default());
     let mut rng = Rng::new(0x5eed_0001);
     let mut i = 0u64;
     let mut failed_updates = 0;
@@ -183,22 +145,11 @@ fn random_writes_of_every_method_survive_reopen_in_value_and_insertion_order() {
             RoundKind::SharedAndRelease => open_shared(EngineOptions::default(), options).unwrap(),
             _ => Engine::open_file(EngineOptions::default(), options).unwrap(),
         };
-        if COMPACTION_REORDERS_KEYS && after_compaction_by_itself {
-            // Same items, perhaps in another order (see the ignored test below); go on from
-            // the order the store has.
-            assert_eq!(
-                sorted(&store),
-                sorted(&model),
-                "round {round} ({kind:?}, {policy:?}): state after reopen"
-            );
-            model = copy_into_memory(&store);
-        } else {
-            assert_eq!(
-                dump(&store),
-                dump(&model),
-                "round {round} ({kind:?}, {policy:?}): state after reopen"
-            );
-        }
+        assert_eq!(
+            dump(&store),
+            dump(&model),
+            "round {round} ({kind:?}, {policy:?}): state after reopen"
+        );
         let generation_at_open = generations(dir.path()).1.last().copied().unwrap_or(0);
 
         let ops = if matches!(kind, RoundKind::CompactByItself) {
@@ -253,7 +204,6 @@ fn random_writes_of_every_method_survive_reopen_in_value_and_insertion_order() {
             _ => {}
         }
         assert_eq!(dump(&store), dump(&model), "round {round}: live state");
-        after_compaction_by_itself = matches!(kind, RoundKind::CompactByItself);
         match kind {
             RoundKind::SharedAndRelease => release_shared(&store).unwrap(),
             _ => store.close_file().unwrap(),
@@ -267,7 +217,7 @@ fn random_writes_of_every_method_survive_reopen_in_value_and_insertion_order() {
         );
     }
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
-    assert_eq!(sorted(&store), sorted(&model), "final reopen");
+    assert_eq!(dump(&store), dump(&model), "final reopen");
     assert!(!model.list_groups().is_empty());
     assert!(failed_updates > 20, "failing updates were exercised");
     assert_eq!(compactions_by_itself, 12);
@@ -364,7 +314,6 @@ fn an_item_that_expired_while_closed_is_gone_and_one_that_has_not_keeps_its_expi
 /// A key whose earlier item expired is absent, so writing it again puts it at the end; the
 /// log must replay it there too.
 #[test]
-#[ignore = "BUG: replay puts a re-set key back in the place of its expired predecessor"]
 fn a_key_set_again_after_its_item_expired_stays_at_the_end_after_reopen() {
     let dir = TempDir::new("expired-order");
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
@@ -388,7 +337,6 @@ fn a_key_set_again_after_its_item_expired_stays_at_the_end_after_reopen() {
 /// The same through `set` on an item that expired while the store was open but before the
 /// background sweep removed it (the sweep is stopped here to make the window deterministic).
 #[test]
-#[ignore = "BUG: replay puts a re-set key back in the place of its expired predecessor"]
 fn a_key_set_again_before_the_sweep_removed_its_expired_item_stays_at_the_end_after_reopen() {
     let dir = TempDir::new("expired-order-live");
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
@@ -410,7 +358,6 @@ fn a_key_set_again_before_the_sweep_removed_its_expired_item_stays_at_the_end_af
 /// followed by a new key, comes back in the wrong order: `z` deleted, `z` set, `y` set (live
 /// order `[z, y]`), snapshot `[z, y]`, replay of `delete z, set z, set y` over it: `[y, z]`.
 #[test]
-#[ignore = "BUG: compaction concurrent with writes can reorder keys after reopen"]
 fn writes_racing_a_compaction_keep_their_insertion_order_after_reopen() {
     let dir = TempDir::new("compaction-race");
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);

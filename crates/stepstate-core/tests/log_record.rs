@@ -40,6 +40,10 @@ fn each_kind_of_record_decodes_to_itself() {
         key: "u1",
     });
     roundtrip(LogRecord::Clear { group: "sessions" });
+    roundtrip(LogRecord::GroupMark {
+        group: "sessions",
+        log_offset: u64::MAX - 7,
+    });
 }
 
 #[test]
@@ -78,7 +82,7 @@ fn a_damaged_length_or_payload_fails_the_frame_check() {
 }
 
 fn any_record() -> impl Strategy<Value = (u8, String, String, String, u64)> {
-    (0u8..3, ".{0,20}", ".{0,20}", ".{0,200}", any::<u64>())
+    (0u8..4, ".{0,20}", ".{0,20}", ".{0,200}", any::<u64>())
 }
 
 proptest! {
@@ -87,7 +91,8 @@ proptest! {
         let record = match kind {
             0 => LogRecord::Put { group: &group, key: &key, value: &value, expires_at_ms },
             1 => LogRecord::Delete { group: &group, key: &key },
-            _ => LogRecord::Clear { group: &group },
+            2 => LogRecord::Clear { group: &group },
+            _ => LogRecord::GroupMark { group: &group, log_offset: expires_at_ms },
         };
         let mut buf = Vec::new();
         record.encode_into(&mut buf);

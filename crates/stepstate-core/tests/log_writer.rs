@@ -102,6 +102,7 @@ fn appends_replay_in_order_under_every_sync_policy() {
                 LogRecord::Put { key, value, .. } => format!("put {key} {value}"),
                 LogRecord::Delete { key, .. } => format!("delete {key}"),
                 LogRecord::Clear { group } => format!("clear {group}"),
+                LogRecord::GroupMark { group, log_offset } => format!("mark {group} {log_offset}"),
             });
             Ok(())
         })

@@ -15,6 +15,7 @@ pub const MAX_PAYLOAD_LEN: usize = 1 << 30;
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
 const TAG_CLEAR: u8 = 3;
+const TAG_GROUP_MARK: u8 = 4;
 
 /// One change to the store, as written to the log and (puts only) to snapshots.
 ///
@@ -41,6 +42,7 @@ const TAG_CLEAR: u8 = 3;
 /// | `1` | `Put` | group, key, value (JSON text), `u64` LE `expires_at_ms` |
 /// | `2` | `Delete` | group, key |
 /// | `3` | `Clear` | group |
+/// | `4` | `GroupMark` (snapshots only) | group, `u64` LE offset in the snapshot's log |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogRecord<'a> {
     /// Sets `group`/`key` to `value`, replacing any previous value.
@@ -66,9 +68,30 @@ pub enum LogRecord<'a> {
         /// The group name.
         group: &'a str,
     },
+    /// Snapshots only, before a group's puts: every change to `group` that ends at or before
+    /// byte `log_offset` of the log of the snapshot's generation is already in the snapshot,
+    /// so replaying that log skips those records. A snapshot is written while writes go on,
+    /// one group at a time; without the mark, replaying a change the snapshot already holds
+    /// could move a key (delete then set moves it to the end a second time).
+    GroupMark {
+        /// The group name.
+        group: &'a str,
+        /// Offset in the log of the snapshot's generation, in bytes from its start.
+        log_offset: u64,
+    },
 }
 
 impl<'a> LogRecord<'a> {
+    /// The group the record is about.
+    pub fn group(&self) -> Option<&'a str> {
+        match *self {
+            LogRecord::Put { group, .. }
+            | LogRecord::Delete { group, .. }
+            | LogRecord::Clear { group }
+            | LogRecord::GroupMark { group, .. } => Some(group),
+        }
+    }
+
     /// Payload length in bytes (without the 8-byte frame header).
     pub fn payload_len(&self) -> usize {
         match self {
@@ -77,6 +100,7 @@ impl<'a> LogRecord<'a> {
             } => 1 + 12 + group.len() + key.len() + value.len() + 8,
             LogRecord::Delete { group, key } => 1 + 8 + group.len() + key.len(),
             LogRecord::Clear { group } => 1 + 4 + group.len(),
+            LogRecord::GroupMark { group, .. } => 1 + 4 + group.len() + 8,
         }
     }
 
@@ -118,6 +142,11 @@ impl<'a> LogRecord<'a> {
                 buf.push(TAG_CLEAR);
                 put_str(buf, group);
             }
+            LogRecord::GroupMark { group, log_offset } => {
+                buf.push(TAG_GROUP_MARK);
+                put_str(buf, group);
+                buf.extend_from_slice(&log_offset.to_le_bytes());
+            }
         }
         let crc = frame_crc(
             &buf[start..start + 4],
@@ -148,6 +177,10 @@ impl<'a> LogRecord<'a> {
             },
             TAG_CLEAR => LogRecord::Clear {
                 group: cursor.str()?,
+            },
+            TAG_GROUP_MARK => LogRecord::GroupMark {
+                group: cursor.str()?,
+                log_offset: cursor.u64()?,
             },
             other => return Err(Error::Corrupt(format!("unknown log record tag {other}"))),
         };

@@ -17,7 +17,7 @@
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
 use crate::log::writer::LogStorage;
-use crate::log::{LogWriter, StoreFiles, SyncPolicy, WriterOptions};
+use crate::log::{LogRecord, LogWriter, StoreFiles, SyncPolicy, WriterOptions};
 use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -175,9 +175,15 @@ impl Durability {
     }
 }
 
-/// A guard that keeps the current log from being switched until the write it covers is
-/// applied in memory.
-pub(crate) type JournalGuard<'a> = parking_lot::RwLockReadGuard<'a, Arc<LogWriter>>;
+/// A journaled write: holds the current log shared (so that it cannot be switched) until the
+/// change is applied in memory, and says where in which log the record ended.
+pub(crate) struct Journaled<'a> {
+    _log: parking_lot::RwLockReadGuard<'a, Arc<LogWriter>>,
+    /// The generation of the log the record went to.
+    pub generation: u64,
+    /// The offset just past the record in that log.
+    pub lsn: u64,
+}
 
 impl Engine {
     /// Opens (or creates) the file store at `file.path`: takes the directory lock, loads the
@@ -188,24 +194,43 @@ impl Engine {
     pub fn open_file(options: EngineOptions, file: FileOptions) -> Result<Arc<Engine>> {
         let files = StoreFiles::open(&file.path)?;
         let engine = Engine::new(options);
+        // Per group, the offset in the snapshot's own log up to which the snapshot already
+        // holds its changes (see `LogRecord::GroupMark`).
+        let mut marks: HashMap<String, u64> = HashMap::new();
         if let Some(snapshot) = files.snapshot_to_load() {
             crate::log::read_snapshot(&snapshot, |record| {
-                engine.apply_recovered(&record);
+                match record {
+                    LogRecord::GroupMark { group, log_offset } => {
+                        marks.insert(group.to_owned(), log_offset);
+                    }
+                    record => engine.apply_recovered(&record),
+                }
                 Ok(())
             })?;
         }
+        let snapshot_generation = files.snapshot_generation().unwrap_or(0);
         let generation = files.active_generation();
         let mut active_len = None;
-        for (position, path) in files.logs_to_replay().iter().enumerate() {
-            let stats = crate::log::replay_log(path, |record| {
-                engine.apply_recovered(&record);
+        for (position, &log_generation) in files.log_generations().iter().enumerate() {
+            let skip_marked = log_generation == snapshot_generation && !marks.is_empty();
+            let mut offset = 0u64;
+            let stats = crate::log::replay_log(&files.log_path(log_generation), |record| {
+                offset += record.encoded_len() as u64;
+                let already_in_snapshot = skip_marked
+                    && record
+                        .group()
+                        .and_then(|group| marks.get(group))
+                        .is_some_and(|&mark| offset <= mark);
+                if !already_in_snapshot {
+                    engine.apply_recovered(&record);
+                }
                 Ok(())
             })?;
             if position + 1 == files.log_generations().len() {
                 active_len = Some(stats.valid_len);
             }
         }
-        let live_bytes = engine.finish_recovery();
+        let (live_bytes, expired) = engine.finish_recovery();
         let log_path = files.log_path(generation);
         let log = match active_len {
             Some(valid_len) => continue_log(
@@ -243,6 +268,15 @@ impl Engine {
             .compact_at
             .store(durability.compact_threshold(live_bytes), Ordering::Relaxed);
         durability.install_on_durable(&durability.log.read(), 0);
+        {
+            // The items recovery dropped because they expired while the store was closed are
+            // deleted in the log too, so that a later write of the same key is replayed at the
+            // end of its group, where the live store puts it.
+            let log = durability.log.read();
+            for (group, key) in &expired {
+                log.append(&LogRecord::Delete { group, key })?;
+            }
+        }
         engine.attach_durability(durability);
         Ok(engine)
     }
@@ -252,7 +286,7 @@ impl Engine {
     pub(crate) fn journal(
         &self,
         record: &crate::log::LogRecord<'_>,
-    ) -> Result<Option<JournalGuard<'_>>> {
+    ) -> Result<Option<Journaled<'_>>> {
         let Some(durability) = self.durability() else {
             return Ok(None);
         };
@@ -267,7 +301,11 @@ impl Engine {
         {
             self.start_compaction();
         }
-        Ok(Some(log))
+        Ok(Some(Journaled {
+            _log: log,
+            generation: durability.generation.load(Ordering::Acquire),
+            lsn,
+        }))
     }
 
     fn start_compaction(&self) {
