@@ -1,7 +1,8 @@
 //! JSON Patch `{ op: 'add', path, value }` (RFC 6902 section 4.1): sets an object member, or
 //! inserts into an array.
 
-use super::path::{locate, nesting_of, Path, Walk};
+use super::path::{Path, Slot};
+use super::set::write_value;
 use super::{OpContext, OpFields};
 use crate::error::Result;
 use serde_json::Value;
@@ -27,15 +28,7 @@ impl AddOp {
     }
 
     pub(crate) fn apply(&self, target: &mut Value, ctx: &OpContext<'_>) -> Result<()> {
-        ctx.check_nesting(nesting_of(&self.value))?;
-        match locate(target, &self.path, Walk::Create) {
-            Ok(Some(slot)) => {
-                slot.insert(self.value.clone());
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(failure) => Err(ctx.walk_failed(failure)),
-        }
+        write_value(target, ctx, &self.value, Slot::insert)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `{ type: 'append', path?, value }`: pushes onto an array, or concatenates onto a string;
 //! the root when the path is omitted or `''`.
 
-use super::path::{kind_of, locate, nesting_of, Path, Walk};
+use super::path::{kind_of, nesting_of, Path};
 use super::{OpContext, OpFields};
 use crate::error::Result;
 use serde_json::Value;
@@ -27,12 +27,7 @@ impl AppendOp {
 
     pub(crate) fn apply(&self, target: &mut Value, ctx: &OpContext<'_>) -> Result<()> {
         ctx.check_nesting(1 + nesting_of(&self.value))?;
-        let mut slot = match locate(target, &self.path, Walk::Create) {
-            Ok(Some(slot)) => slot,
-            Ok(None) => return Ok(()),
-            Err(failure) => return Err(ctx.walk_failed(failure)),
-        };
-        match (slot.get_mut(), &self.value) {
+        ctx.write_at(target, |mut slot| match (slot.get_mut(), &self.value) {
             (Some(Value::Array(items)), value) => {
                 items.push(value.clone());
                 Ok(())
@@ -56,7 +51,7 @@ impl AppendOp {
                 slot.put(Value::Array(vec![value.clone()]));
                 Ok(())
             }
-        }
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! value }`: number arithmetic that is exact on safe integers and otherwise behaves exactly
 //! like JavaScript's `+` and `-` on doubles.
 
-use super::path::{kind_of, locate, Path, Walk};
+use super::path::{kind_of, Path};
 use super::{OpContext, OpFields};
 use crate::error::Result;
 use serde_json::{Number, Value};
@@ -44,37 +44,34 @@ impl IncrementOp {
             ("increment.not_number", "increment.overflow")
         };
         ctx.check_nesting(0)?;
-        let mut slot = match locate(target, &self.path, Walk::Create) {
-            Ok(Some(slot)) => slot,
-            Ok(None) => return Ok(()),
-            Err(failure) => return Err(ctx.walk_failed(failure)),
-        };
-        let zero = Number::from(0);
-        let current = match slot.get() {
-            Some(Value::Number(current)) => current,
-            Some(other) => {
+        ctx.write_at(target, |mut slot| {
+            let zero = Number::from(0);
+            let current = match slot.get() {
+                Some(Value::Number(current)) => current,
+                Some(other) => {
+                    return Err(ctx.fail(
+                        not_number,
+                        format!("value is {}, not a number", kind_of(other)),
+                    ))
+                }
+                None => &zero,
+            };
+            let Some(result) = step(current, &self.by, subtract) else {
                 return Err(ctx.fail(
-                    not_number,
-                    format!("value is {}, not a number", kind_of(other)),
-                ))
+                    overflow,
+                    format!(
+                        "{current} {} {} is beyond the largest JSON number (it would be Infinity)",
+                        if subtract { '-' } else { '+' },
+                        self.by
+                    ),
+                ));
+            };
+            match slot.get_mut() {
+                Some(existing) => *existing = Value::Number(result),
+                None => slot.put(Value::Number(result)),
             }
-            None => &zero,
-        };
-        let Some(result) = step(current, &self.by, subtract) else {
-            return Err(ctx.fail(
-                overflow,
-                format!(
-                    "{current} {} {} is beyond the largest JSON number (it would be Infinity)",
-                    if subtract { '-' } else { '+' },
-                    self.by
-                ),
-            ));
-        };
-        match slot.get_mut() {
-            Some(existing) => *existing = Value::Number(result),
-            None => slot.put(Value::Number(result)),
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

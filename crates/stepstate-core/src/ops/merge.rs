@@ -1,7 +1,7 @@
 //! `{ type: 'merge', path?, value: {...} }`: a shallow merge, like `Object.assign(target, value)`
 //! in JavaScript; the root when the path is omitted or `''`.
 
-use super::path::{kind_of, locate, nesting_of, Path, Walk, FORBIDDEN_SEGMENTS};
+use super::path::{kind_of, nesting_of, Path, FORBIDDEN_SEGMENTS};
 use super::{OpContext, OpFields};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
@@ -46,12 +46,7 @@ impl MergeOp {
         }
         let depth = 1 + self.value.values().map(nesting_of).max().unwrap_or(0);
         ctx.check_nesting(depth)?;
-        let mut slot = match locate(target, &self.path, Walk::Create) {
-            Ok(Some(slot)) => slot,
-            Ok(None) => return Ok(()),
-            Err(failure) => return Err(ctx.walk_failed(failure)),
-        };
-        match slot.get_mut() {
+        ctx.write_at(target, |mut slot| match slot.get_mut() {
             Some(Value::Object(existing)) => {
                 for (key, member) in &self.value {
                     existing.insert(key.clone(), member.clone());
@@ -63,7 +58,7 @@ impl MergeOp {
                 slot.put(Value::Object(self.value.clone()));
                 Ok(())
             }
-        }
+        })
     }
 }
 

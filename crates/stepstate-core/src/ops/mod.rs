@@ -395,6 +395,21 @@ impl OpContext<'_> {
         self.fail(code, detail)
     }
 
+    /// Walks `target` to this op's path for a write (creating missing intermediate objects)
+    /// and hands the slot to `write`; a path that cannot be walked fails with its `path.*`
+    /// code. Every writing op (`set`, `add`, `merge`, `increment`, `append`) goes through here.
+    pub(crate) fn write_at<'v>(
+        &self,
+        target: &'v mut Value,
+        write: impl FnOnce(path::Slot<'v>) -> Result<()>,
+    ) -> Result<()> {
+        match path::locate(target, self.path, path::Walk::Create) {
+            Ok(Some(slot)) => write(slot),
+            Ok(None) => Ok(()),
+            Err(failure) => Err(self.walk_failed(failure)),
+        }
+    }
+
     /// Fails with `path.too_deep` if writing a value nested `value_nesting` levels at this
     /// op's path would nest the result deeper than [`MAX_NESTING`].
     pub(crate) fn check_nesting(&self, value_nesting: usize) -> Result<()> {

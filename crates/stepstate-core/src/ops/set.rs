@@ -1,7 +1,7 @@
 //! `{ type: 'set', path, value }`: writes a value at a path, creating missing intermediate
 //! objects; at the root it replaces the whole value.
 
-use super::path::{locate, nesting_of, Path, Walk};
+use super::path::{nesting_of, Path, Slot};
 use super::{OpContext, OpFields};
 use crate::error::Result;
 use serde_json::Value;
@@ -26,16 +26,24 @@ impl SetOp {
     }
 
     pub(crate) fn apply(&self, target: &mut Value, ctx: &OpContext<'_>) -> Result<()> {
-        ctx.check_nesting(nesting_of(&self.value))?;
-        match locate(target, &self.path, Walk::Create) {
-            Ok(Some(slot)) => {
-                slot.put(self.value.clone());
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(failure) => Err(ctx.walk_failed(failure)),
-        }
+        write_value(target, ctx, &self.value, Slot::put)
     }
+}
+
+/// Writes a copy of `value` at the op's path with `place` ([`Slot::put`] for `set`,
+/// [`Slot::insert`] for `add`), after checking that the result stays within
+/// [`super::path::MAX_NESTING`].
+pub(super) fn write_value<'v>(
+    target: &'v mut Value,
+    ctx: &OpContext<'_>,
+    value: &Value,
+    place: fn(Slot<'v>, Value),
+) -> Result<()> {
+    ctx.check_nesting(nesting_of(value))?;
+    ctx.write_at(target, |slot| {
+        place(slot, value.clone());
+        Ok(())
+    })
 }
 
 #[cfg(test)]
