@@ -148,6 +148,11 @@ export interface StateOptions {
    * process crash, power loss may lose about the last second; `'no'`: the OS decides.
    */
   sync?: 'always' | 'everysec' | 'no'
+  /**
+   * File adapter: the log is compacted (a new snapshot and a fresh log, in the background) once
+   * it is larger than twice the live data and at least this many bytes. Default 64 MiB.
+   */
+  compactMinBytes?: number
   /** Redis adapter: connection URL, e.g. `'redis://127.0.0.1:6379'` (instead of host/port/...). */
   url?: string
   /** Redis adapter: host name. Default `'127.0.0.1'`. */
@@ -190,9 +195,18 @@ export type StateErrorCode =
   | 'IO'
   | 'test.failed'
   | 'increment.not_number'
+  | 'increment.overflow'
+  | 'decrement.not_number'
+  | 'decrement.overflow'
   | 'merge.target_not_object'
   | 'append.type_mismatch'
+  | 'remove.root'
+  | 'replace.missing'
   | 'path.proto_polluted'
+  | 'path.not_container'
+  | 'path.invalid_index'
+  | 'path.index_out_of_range'
+  | 'path.too_deep'
   | (string & {})
 
 /**

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // `npm run bench`: every suite, each printing one table of stepstate beside its reference
 // stores measured in the same run. `npm run bench -- memory` runs only the named suites.
-// BENCH_ROUNDS (default 5) and BENCH_OPS (default 50000) scale the work.
+// BENCH_ROUNDS (default 5), BENCH_OPS (default 50000), BENCH_SECONDS (default 2, the cap of one
+// durable-store measurement) and BENCH_ITEMS (default 1000000, the recovery test) scale it.
 'use strict'
 const { ROUNDS } = require('./harness')
 
 const suites = {
   memory: () => require('./memory').run(),
+  file: () => require('./file').run(),
+  events: () => require('./events').run(),
 }
 
 async function main() {

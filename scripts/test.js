@@ -6,30 +6,74 @@
 //   4. the vitest specs of the public API, all on that one release build,
 //   5. the conformance pass: the same specs again with every manager a file store
 //      (STEPSTATE_TEST_ADAPTER=file), since the file store must behave exactly like memory.
+// It ends with one line counting the tests of every stage: `tests: N passed, N failed`.
 'use strict'
-const { spawnSync } = require('node:child_process')
+const { spawn } = require('node:child_process')
 const path = require('node:path')
 const { build } = require('./install.js')
 
 const root = path.join(__dirname, '..')
 const bin = (name) => path.join(root, 'node_modules', '.bin', name)
+const totals = { passed: 0, failed: 0, skipped: 0 }
 
-function stage(title, command, args, env = {}) {
-  console.log(`\n== ${title}: ${[command, ...args].join(' ')}`)
-  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } })
-  if (result.status !== 0) {
-    console.error(`\n== ${title} failed (exit ${result.status ?? result.signal})`)
-    process.exit(result.status || 1)
+/** Adds up the counts that cargo test and vitest print. */
+function count(output) {
+  const text = output.replace(/\x1b\[[0-9;]*m/g, '')
+  for (const m of text.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)) {
+    totals.passed += Number(m[1])
+    totals.failed += Number(m[2])
+    totals.skipped += Number(m[3])
+  }
+  const vitest = text.match(/^\s*Tests\s+(.*)$/m)
+  if (vitest) {
+    for (const [, n, kind] of vitest[1].matchAll(/(\d+) (passed|failed|skipped|todo)/g)) {
+      totals[kind === 'todo' ? 'skipped' : kind] += Number(n)
+    }
   }
 }
 
-stage('rust engine tests', 'cargo', ['test', '-p', 'stepstate-core', '--quiet'])
-console.log('\n== addon (release build)')
-build()
-stage('type tests', bin('tsc'), ['-p', '__test__/types'])
-stage('javascript specs', bin('vitest'), ['run'])
-const conformance = ['methods', 'update', 'errors', 'concurrency', 'events', 'ttl'].map((name) => `__test__/${name}.spec.ts`)
-stage('conformance: the same specs on the file store', bin('vitest'), ['run', ...conformance], {
-  STEPSTATE_TEST_ADAPTER: 'file',
-})
-console.log('\n== all test stages passed')
+function summary() {
+  return `tests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`
+}
+
+/** Runs one stage, streaming its output and counting its tests; exits on failure. */
+function stage(title, command, args, env = {}) {
+  console.log(`\n== ${title}: ${[command, ...args].join(' ')}`)
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk) => {
+      output += chunk
+      process.stdout.write(chunk)
+    })
+    child.stderr.on('data', (chunk) => {
+      output += chunk
+      process.stderr.write(chunk)
+    })
+    child.on('close', (code, signal) => {
+      count(output)
+      if (code !== 0) {
+        console.error(`\n== ${title} failed (exit ${code ?? signal})`)
+        console.log(summary())
+        process.exit(code || 1)
+      }
+      resolve()
+    })
+  })
+}
+
+async function main() {
+  await stage('rust engine tests', 'cargo', ['test', '-p', 'stepstate-core', '--quiet'])
+  console.log('\n== addon (release build)')
+  build()
+  await stage('type tests', bin('tsc'), ['-p', '__test__/types'])
+  await stage('javascript specs', bin('vitest'), ['run'])
+  const conformance = ['methods', 'update', 'errors', 'concurrency', 'events', 'ttl'].map((name) => `__test__/${name}.spec.ts`)
+  await stage('conformance: the same specs on the file store', bin('vitest'), ['run', ...conformance], {
+    STEPSTATE_TEST_ADAPTER: 'file',
+  })
+  console.log('\n== all test stages passed')
+  console.log(summary())
+}
+
+main()
