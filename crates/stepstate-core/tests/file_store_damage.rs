@@ -5,14 +5,16 @@
 
 mod common;
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{active_log, dump, file_contents, file_options, generations, open, Rng, TempDir};
-use memmap2::MmapMut;
+use common::{
+    active_log, append_bytes, dump, file_contents, file_options, generations, open, set_len,
+    Faults, FaultyStorage, Rng, TempDir,
+};
 use stepstate_core::log::writer::{FileStorage, LogStorage};
 use stepstate_core::log::SyncPolicy;
 use stepstate_core::store::file::{last_ticket, StorageFactory};
@@ -40,24 +42,6 @@ fn keys_of(range: std::ops::Range<u64>) -> String {
     format!("[{}]", keys.join(","))
 }
 
-fn set_len(path: &Path, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(len)
-        .unwrap();
-}
-
-fn append_bytes(path: &Path, bytes: &[u8]) {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
-}
-
 fn garbage(len: usize) -> Vec<u8> {
     let mut rng = Rng::new(len as u64);
     (0..len).map(|_| (rng.below(255) + 1) as u8).collect()
@@ -67,6 +51,18 @@ fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[offset as usize] ^= 0x5a;
     std::fs::write(path, bytes).unwrap();
+}
+
+/// Opening the store in `dir` fails with `CORRUPT` and leaves every file as it was.
+fn assert_open_is_corrupt_and_changes_nothing(dir: &Path) {
+    let before = file_contents(dir);
+    let err = Engine::open_file(
+        EngineOptions::default(),
+        file_options(dir, SyncPolicy::No, 64 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "CORRUPT", "{err}");
+    assert_eq!(file_contents(dir), before, "open_file changed the files");
 }
 
 #[test]
@@ -123,24 +119,9 @@ fn a_flipped_byte_in_the_middle_of_the_log_is_corrupt_and_leaves_every_file_unch
     flip_byte(&log, len / 2);
     let before = file_contents(dir.path());
 
-    let err = Engine::open_file(
-        EngineOptions::default(),
-        file_options(dir.path(), SyncPolicy::No, 64 << 20),
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "CORRUPT", "{err}");
-    assert_eq!(
-        file_contents(dir.path()),
-        before,
-        "open_file changed the files"
-    );
+    assert_open_is_corrupt_and_changes_nothing(dir.path());
     // And again: still corrupt, still untouched.
-    let err = Engine::open_file(
-        EngineOptions::default(),
-        file_options(dir.path(), SyncPolicy::No, 64 << 20),
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "CORRUPT");
+    assert_open_is_corrupt_and_changes_nothing(dir.path());
     assert_eq!(file_contents(dir.path()), before);
 }
 
@@ -157,61 +138,8 @@ fn a_flipped_byte_in_the_snapshot_is_corrupt_and_leaves_every_file_unchanged() {
     let snapshot = dir.path().join(format!("snapshot-{}.snap", snapshots[0]));
     let len = std::fs::metadata(&snapshot).unwrap().len();
     flip_byte(&snapshot, len / 2);
-    let before = file_contents(dir.path());
 
-    let err = Engine::open_file(
-        EngineOptions::default(),
-        file_options(dir.path(), SyncPolicy::No, 64 << 20),
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "CORRUPT", "{err}");
-    assert_eq!(
-        file_contents(dir.path()),
-        before,
-        "open_file changed the files"
-    );
-}
-
-/// Counts the writes and syncs of every log storage it builds and fails the ones it is told to.
-#[derive(Default)]
-struct Faults {
-    writes: AtomicU64,
-    syncs: AtomicU64,
-    /// Fail the write with this number (1-based, counted over every storage); 0 = never.
-    fail_write: AtomicU64,
-    fail_sync: AtomicU64,
-    fail_create: AtomicBool,
-}
-
-struct FaultyStorage {
-    inner: FileStorage,
-    faults: Arc<Faults>,
-}
-
-impl LogStorage for FaultyStorage {
-    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.inner.allocate(offset, len)
-    }
-    fn map(&self, offset: u64, len: usize) -> io::Result<MmapMut> {
-        self.inner.map(offset, len)
-    }
-    fn write(&self, dst: &mut [u8], bytes: &[u8]) -> io::Result<()> {
-        let n = self.faults.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.faults.fail_write.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected write failure"));
-        }
-        self.inner.write(dst, bytes)
-    }
-    fn sync(&self) -> io::Result<()> {
-        let n = self.faults.syncs.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.faults.fail_sync.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected sync failure (EIO)"));
-        }
-        self.inner.sync()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
+    assert_open_is_corrupt_and_changes_nothing(dir.path());
 }
 
 fn open_faulty(dir: &Path, policy: SyncPolicy) -> (Arc<Engine>, Arc<Faults>) {

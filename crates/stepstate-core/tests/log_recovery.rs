@@ -2,33 +2,18 @@
 //! `CORRUPT` and leaves the file untouched, and a process killed with SIGKILL in the middle
 //! of appending loses no acknowledged record.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{append_bytes, set_len, TempDir};
 use stepstate_core::log::{
     replay_log, LogRecord, LogWriter, ReplayStats, SyncPolicy, WriterOptions,
 };
 use stepstate_core::Result;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("log-recovery-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn value_of(i: u64) -> String {
     format!(
@@ -85,24 +70,6 @@ fn replay_keys(path: &Path) -> Result<(Vec<String>, ReplayStats)> {
         Ok(())
     })?;
     Ok((keys, stats))
-}
-
-fn set_len(path: &Path, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(len)
-        .unwrap();
-}
-
-fn append_bytes(path: &Path, bytes: &[u8]) {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
 }
 
 #[test]

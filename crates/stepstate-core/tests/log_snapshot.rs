@@ -2,28 +2,13 @@
 //! leftovers of an interrupted snapshot are ignored and removed, and recovery plans pick the
 //! newest snapshot with the logs after it.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::TempDir;
 use stepstate_core::log::snapshot::SNAPSHOT_MAGIC;
 use stepstate_core::log::{read_snapshot, write_snapshot, LogRecord, StoreFiles};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("log-snapshot-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn items(n: usize) -> Vec<(String, String, String, u64)> {
     (0..n)

@@ -2,34 +2,16 @@
 //! after a torn tail, under concurrency (group commit), and refuses to go on after an
 //! injected I/O failure.
 
-use std::io;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use memmap2::MmapMut;
-use stepstate_core::log::writer::{FileStorage, LogStorage};
+use common::{Faults, FaultyStorage, TempDir};
+use stepstate_core::log::writer::FileStorage;
 use stepstate_core::log::{replay_log, LogRecord, LogWriter, SyncPolicy, WriterOptions};
-
-/// A fresh directory under the target's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("log-writer-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn small_windows() -> WriterOptions {
     WriterOptions {
@@ -281,46 +263,16 @@ fn eight_threads_appending_under_always_share_fsyncs_and_every_lsn_becomes_durab
     assert_eq!(seen.len() as u64, appends);
 }
 
-/// A storage that fails its Nth write or Nth sync (counting from 1), and counts syncs.
-struct FaultyStorage {
-    inner: FileStorage,
-    writes: AtomicU64,
-    syncs: AtomicU64,
-    fail_write: u64,
-    fail_sync: u64,
-}
-
-impl LogStorage for FaultyStorage {
-    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.inner.allocate(offset, len)
-    }
-    fn map(&self, offset: u64, len: usize) -> io::Result<MmapMut> {
-        self.inner.map(offset, len)
-    }
-    fn write(&self, dst: &mut [u8], bytes: &[u8]) -> io::Result<()> {
-        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_write {
-            return Err(io::Error::other("injected write failure"));
-        }
-        self.inner.write(dst, bytes)
-    }
-    fn sync(&self) -> io::Result<()> {
-        if self.syncs.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_sync {
-            return Err(io::Error::other("injected sync failure (EIO)"));
-        }
-        self.inner.sync()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
-
+/// A writer over a storage that fails its Nth write or Nth sync (counting from 1; 0 = never).
 fn faulty_writer(path: &Path, policy: SyncPolicy, fail_write: u64, fail_sync: u64) -> LogWriter {
+    let faults = Faults {
+        fail_write: AtomicU64::new(fail_write),
+        fail_sync: AtomicU64::new(fail_sync),
+        ..Faults::default()
+    };
     let storage = FaultyStorage {
         inner: FileStorage::create(path).unwrap(),
-        writes: AtomicU64::new(0),
-        syncs: AtomicU64::new(0),
-        fail_write,
-        fail_sync,
+        faults: Arc::new(faults),
     };
     LogWriter::with_storage(Box::new(storage), path, 0, policy, small_windows()).unwrap()
 }

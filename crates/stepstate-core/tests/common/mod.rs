@@ -1,12 +1,17 @@
-//! Helpers shared by the `file_store_*` integration tests: temp directories, a seeded random
-//! generator, a dump of an engine's whole state, and a look at a store directory's files.
+//! Helpers shared by the integration tests: temp directories, damaging files, a log storage
+//! that fails on demand, a seeded random generator, a dump of an engine's whole state, and a
+//! look at a store directory's files.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use memmap2::MmapMut;
+use stepstate_core::log::writer::{FileStorage, LogStorage};
 use stepstate_core::log::{SyncPolicy, WriterOptions};
 use stepstate_core::store::FileOptions;
 use stepstate_core::{Engine, EngineOptions};
@@ -15,9 +20,12 @@ use stepstate_core::{Engine, EngineOptions};
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// `<test binary>-<name>-<pid>`, e.g. `log-writer-closed-4242`: unique per test binary run
+    /// as long as `name` is unique within the binary.
     pub fn new(name: &str) -> TempDir {
+        let binary = env!("CARGO_CRATE_NAME").replace('_', "-");
         let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("file-store-{name}-{}", std::process::id()));
+            .join(format!("{binary}-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
@@ -31,6 +39,72 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Cuts (or extends with zeros) the file at `path` to `len` bytes.
+pub fn set_len(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// Appends `bytes` to the file at `path`.
+pub fn append_bytes(path: &Path, bytes: &[u8]) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+}
+
+/// Counts the writes and syncs of every [`FaultyStorage`] sharing it, and fails the ones it is
+/// told to.
+#[derive(Default)]
+pub struct Faults {
+    pub writes: AtomicU64,
+    pub syncs: AtomicU64,
+    /// Fail the write with this number (1-based, counted over every storage); 0 = never.
+    pub fail_write: AtomicU64,
+    /// Fail the sync with this number (1-based, counted over every storage); 0 = never.
+    pub fail_sync: AtomicU64,
+    /// For a storage factory: fail the creation of new log files while set.
+    pub fail_create: AtomicBool,
+}
+
+/// A log storage over a real file that fails the write or sync its [`Faults`] name.
+pub struct FaultyStorage {
+    pub inner: FileStorage,
+    pub faults: Arc<Faults>,
+}
+
+impl LogStorage for FaultyStorage {
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.allocate(offset, len)
+    }
+    fn map(&self, offset: u64, len: usize) -> io::Result<MmapMut> {
+        self.inner.map(offset, len)
+    }
+    fn write(&self, dst: &mut [u8], bytes: &[u8]) -> io::Result<()> {
+        let n = self.faults.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.faults.fail_write.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected write failure"));
+        }
+        self.inner.write(dst, bytes)
+    }
+    fn sync(&self) -> io::Result<()> {
+        let n = self.faults.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected sync failure (EIO)"));
+        }
+        self.inner.sync()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
     }
 }
 
