@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{dump, generations, open, poll, Rng, TempDir};
@@ -325,13 +326,7 @@ fn a_key_set_again_after_its_item_expired_stays_at_the_end_after_reopen() {
     // Recovery drops the expired `a` (without journaling it), so `a` is new again.
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(store.keys_json("g").unwrap(), r#"["b"]"#);
-    store.set("g", "a", "3", Ttl::Default).unwrap();
-    assert_eq!(store.keys_json("g").unwrap(), r#"["b","a"]"#);
-    store.close_file().unwrap();
-
-    let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
-    assert_eq!(store.keys_json("g").unwrap(), r#"["b","a"]"#);
-    store.close_file().unwrap();
+    set_a_again_and_check_it_stays_after_b_across_reopen(&store, dir.path());
 }
 
 /// The same through `set` on an item that expired while the store was open but before the
@@ -344,11 +339,17 @@ fn a_key_set_again_before_the_sweep_removed_its_expired_item_stays_at_the_end_af
     store.set("g", "a", "1", Ttl::Millis(100)).unwrap();
     store.set("g", "b", "2", Ttl::Default).unwrap();
     std::thread::sleep(Duration::from_millis(150));
+    set_a_again_and_check_it_stays_after_b_across_reopen(&store, dir.path());
+}
+
+/// Sets `a` of group `g` again (its earlier item has expired, `b` is live) and checks that it
+/// comes after `b`, then closes and reopens the store and checks that again.
+fn set_a_again_and_check_it_stays_after_b_across_reopen(store: &Engine, dir: &Path) {
     store.set("g", "a", "3", Ttl::Default).unwrap();
     assert_eq!(store.keys_json("g").unwrap(), r#"["b","a"]"#);
     store.close_file().unwrap();
 
-    let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
+    let store = open(dir, SyncPolicy::EverySec, 64 << 20);
     assert_eq!(store.keys_json("g").unwrap(), r#"["b","a"]"#);
     store.close_file().unwrap();
 }
