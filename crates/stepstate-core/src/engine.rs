@@ -657,7 +657,7 @@ impl Engine {
     /// keeps its expiry. On failure nothing changes and no key is created.
     pub fn update(&self, group: &str, key: &str, ops_json: &str) -> Result<WriteResult> {
         check_item(group, key)?;
-        let ops = ops::parse_ops(ops_json).map_err(|e| e.for_item("update", group, key))?;
+        let ops = ops::parse_ops_cached(ops_json).map_err(|e| e.for_item("update", group, key))?;
         let mut new_expiry = 0;
         let result = self
             .write_group(group, |items| {

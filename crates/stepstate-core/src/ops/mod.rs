@@ -195,6 +195,33 @@ pub fn parse_ops(ops_json: &str) -> Result<Vec<UpdateOp>> {
         .collect()
 }
 
+/// How many distinct op lists [`parse_ops_cached`] keeps per thread before starting over.
+pub const PARSED_OPS_CACHE: usize = 256;
+
+thread_local! {
+    static PARSED_OPS: std::cell::RefCell<
+        std::collections::HashMap<Box<str>, std::sync::Arc<[UpdateOp]>, foldhash::fast::RandomState>,
+    > = std::cell::RefCell::default();
+}
+
+/// [`parse_ops`] with a per-thread cache keyed by the JSON text: workflow handlers send the
+/// same few op lists over and over, and a lookup costs a fraction of a parse. Only lists that
+/// parse are kept; the cache empties itself when it reaches [`PARSED_OPS_CACHE`] entries.
+pub fn parse_ops_cached(ops_json: &str) -> Result<std::sync::Arc<[UpdateOp]>> {
+    if let Some(ops) = PARSED_OPS.with(|cache| cache.borrow().get(ops_json).cloned()) {
+        return Ok(ops);
+    }
+    let ops: std::sync::Arc<[UpdateOp]> = parse_ops(ops_json)?.into();
+    PARSED_OPS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= PARSED_OPS_CACHE {
+            cache.clear();
+        }
+        cache.insert(Box::from(ops_json), ops.clone());
+    });
+    Ok(ops)
+}
+
 /// Applies `ops` in order to `value`, stopping at (and returning) the first error. On error
 /// `value` may hold the effects of the earlier ops: callers apply to a copy and drop it.
 pub fn apply_ops(value: &mut Value, ops: &[UpdateOp]) -> Result<()> {

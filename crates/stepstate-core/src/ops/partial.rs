@@ -252,6 +252,24 @@ mod tests {
     }
 
     #[test]
+    fn cached_op_lists_parse_once_and_errors_are_not_cached() {
+        let text = r#"[{"type":"increment","path":"n","by":1}]"#;
+        let first = crate::ops::parse_ops_cached(text).unwrap();
+        let second = crate::ops::parse_ops_cached(text).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &second));
+        assert_eq!(&*first, parse_ops(text).unwrap().as_slice());
+        let bad = r#"[{"type":"nope","path":"n"}]"#;
+        assert_eq!(
+            crate::ops::parse_ops_cached(bad).unwrap_err().code(),
+            "INVALID_OP"
+        );
+        assert_eq!(
+            crate::ops::parse_ops_cached(bad).unwrap_err().code(),
+            "INVALID_OP"
+        );
+    }
+
+    #[test]
     fn escaped_member_names_survive() {
         let stored = r#"{"a\"b":1,"\u00e9":2,"plain":3}"#;
         let ops = r#"[{"type":"increment","path":["a\"b"],"by":1}]"#;
