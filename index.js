@@ -43,7 +43,7 @@ function fromNative(err) {
 
 function describe(value) {
   if (value === null) return 'null'
-  if (typeof value === 'string') return 'an empty string'
+  if (typeof value === 'string') return value === '' ? 'an empty string' : JSON.stringify(value)
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`
 }
 
@@ -257,7 +257,8 @@ class StateManager extends EventEmitter {
       .openFile(settings.path, settings.sync, settings.maxValueBytes, settings.defaultTtlMs, settings.compactMinBytes)
       .then(
         (handle) => {
-          if (settings.sync === 'always') this._acks = new DurableAcks(handle)
+          // The store's policy, which the first manager to open this directory chose.
+          if (native.syncPolicy(handle) === 'always') this._acks = new DurableAcks(handle)
           if (this._closed) {
             native.close(handle)
             return

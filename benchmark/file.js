@@ -105,4 +105,4 @@ async function run() {
   recovery()
 }
 
-module.exports = { run }
+module.exports = { run, recovery }

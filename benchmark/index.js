@@ -8,13 +8,14 @@ const { ROUNDS } = require('./harness')
 
 const suites = {
   memory: () => require('./memory').run(),
-  file: () => require('./file').run(),
+  file: () => require('./file').run(), // includes the recovery figures
+  recovery: () => require('./file').recovery(),
   events: () => require('./events').run(),
 }
 
 async function main() {
   const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))
-  const names = chosen.length ? chosen : Object.keys(suites)
+  const names = chosen.length ? chosen : ['memory', 'file', 'events']
   console.log(`stepstate benchmark — node ${process.version}, ${ROUNDS} rounds; figures are medians of rounds, ratios medians of per-round ratios (> 1: stepstate faster)`)
   for (const name of names) {
     if (!suites[name]) throw new Error(`unknown suite ${name}; known: ${Object.keys(suites).join(', ')}`)

@@ -98,16 +98,23 @@ impl FromNapiValue for Name {
 
 /// One `StateManager`'s view of an engine. Closing a handle makes its later calls fail with
 /// `CLOSED` without touching other handles that share the engine.
+#[repr(C)]
 pub struct Handle {
+    /// [`HANDLE_TAG`], checked on every call so that a foreign external is refused.
+    tag: u64,
     engine: Arc<Engine>,
     closed: AtomicBool,
     /// Whether this handle holds one reference of a shared file store (see `open_shared`).
     shared_file: bool,
 }
 
+/// The first field of every [`Handle`] ("STEPSTAT").
+const HANDLE_TAG: u64 = u64::from_le_bytes(*b"STEPSTAT");
+
 impl Handle {
     fn new(engine: Arc<Engine>, shared_file: bool) -> Handle {
         Handle {
+            tag: HANDLE_TAG,
             engine,
             closed: AtomicBool::new(false),
             shared_file,
@@ -155,6 +162,93 @@ fn js_text<'env>(env: &'env Env, text: &str) -> Result<JsString<'env>> {
     }
 }
 
+/// A [`Handle`] passed back from JavaScript, read with one `napi_get_value_external`.
+///
+/// napi-rs's `External<T>` checks every access against a process-wide `Mutex<HashMap>` of
+/// payloads; that would make every call, from every thread, take one shared lock. The handle
+/// is instead a plain external whose first field is [`HANDLE_TAG`].
+pub struct HandleRef(*const Handle);
+
+impl std::ops::Deref for HandleRef {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        // SAFETY: `from_napi_value` checked the pointer is a live Handle (the external being
+        // an argument of the current call keeps it alive until the call returns).
+        unsafe { &*self.0 }
+    }
+}
+
+impl TypeName for HandleRef {
+    fn type_name() -> &'static str {
+        "External"
+    }
+    fn value_type() -> ValueType {
+        ValueType::External
+    }
+}
+
+impl ValidateNapiValue for HandleRef {}
+
+impl FromNapiValue for HandleRef {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let mut data = std::ptr::null_mut();
+        let status = unsafe { sys::napi_get_value_external(env, value, &mut data) };
+        // SAFETY: every external this module creates points to a `#[repr(C)]` struct whose
+        // first field is a u64 tag; only handles carry HANDLE_TAG.
+        if status != sys::Status::napi_ok
+            || data.is_null()
+            || unsafe { *(data as *const u64) } != HANDLE_TAG
+        {
+            return Err(to_js(Error::InvalidArgument(
+                "not a stepstate store handle".into(),
+            )));
+        }
+        Ok(HandleRef(data as *const Handle))
+    }
+}
+
+/// A new handle, given to JavaScript as an external that owns it until garbage collection.
+pub struct NewHandle(Handle);
+
+unsafe extern "C" fn drop_handle(
+    _env: sys::napi_env,
+    data: *mut std::ffi::c_void,
+    _hint: *mut std::ffi::c_void,
+) {
+    // SAFETY: `data` is the Box::into_raw of `to_napi_value` below, finalized once.
+    drop(unsafe { Box::from_raw(data as *mut Handle) });
+}
+
+impl TypeName for NewHandle {
+    fn type_name() -> &'static str {
+        "External"
+    }
+    fn value_type() -> ValueType {
+        ValueType::External
+    }
+}
+
+impl ToNapiValue for NewHandle {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let data = Box::into_raw(Box::new(value.0));
+        let mut external = std::ptr::null_mut();
+        let status = unsafe {
+            sys::napi_create_external(
+                env,
+                data.cast(),
+                Some(drop_handle),
+                std::ptr::null_mut(),
+                &mut external,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            drop(unsafe { Box::from_raw(data) });
+            return Err(to_js(Error::Io("cannot create the store handle".into())));
+        }
+        Ok(external)
+    }
+}
+
 /// The one mapping from core errors to JavaScript errors.
 fn to_js(err: Error) -> napi::Error {
     let op_index = err.op_index().map(|n| n.to_string()).unwrap_or_default();
@@ -168,13 +262,13 @@ fn positive(value: f64) -> Option<f64> {
 
 /// Opens an in-memory store. `max_value_bytes` and `default_ttl_ms` of 0 mean none.
 #[napi]
-pub fn open_memory(max_value_bytes: f64, default_ttl_ms: f64) -> External<Handle> {
+pub fn open_memory(max_value_bytes: f64, default_ttl_ms: f64) -> NewHandle {
     let options = EngineOptions {
         max_value_bytes: positive(max_value_bytes).map(|n| n as usize),
         default_ttl_ms: positive(default_ttl_ms).map(|ms| ms.ceil() as u64),
         ..EngineOptions::default()
     };
-    External::new(Handle::new(Engine::new(options), false))
+    NewHandle(Handle::new(Engine::new(options), false))
 }
 
 /// Opening a file store: recovery runs on the libuv thread pool, off the JS thread.
@@ -184,7 +278,7 @@ pub struct OpenFile {
 
 impl Task for OpenFile {
     type Output = Arc<Engine>;
-    type JsValue = OpenedHandle;
+    type JsValue = NewHandle;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let (options, file) = self
@@ -195,25 +289,7 @@ impl Task for OpenFile {
     }
 
     fn resolve(&mut self, _env: Env, engine: Self::Output) -> Result<Self::JsValue> {
-        Ok(OpenedHandle(External::new(Handle::new(engine, true))))
-    }
-}
-
-/// The handle an `OpenFile` task resolves to (`External` itself cannot name its JS type).
-pub struct OpenedHandle(External<Handle>);
-
-impl TypeName for OpenedHandle {
-    fn type_name() -> &'static str {
-        "External"
-    }
-    fn value_type() -> ValueType {
-        ValueType::External
-    }
-}
-
-impl ToNapiValue for OpenedHandle {
-    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        unsafe { External::to_napi_value(env, value.0) }
+        Ok(NewHandle(Handle::new(engine, true)))
     }
 }
 
@@ -273,7 +349,7 @@ pub struct DurableWatch {
 /// process open while acknowledgements are pending.
 #[napi]
 pub fn watch_durable(
-    handle: &External<Handle>,
+    handle: HandleRef,
     callback: Function<f64, ()>,
 ) -> Result<External<DurableWatch>> {
     let engine = handle.engine()?;
@@ -319,10 +395,15 @@ pub fn unwatch_durable(watch: &External<DurableWatch>) {
     watch.engine.remove_on_durable(watch.id);
 }
 
-/// The highest durable ticket of the store.
+/// The sync policy of the store (`always`, `everysec` or `no`), or `memory`.
 #[napi]
-pub fn durable_ticket(handle: &External<Handle>) -> Result<f64> {
-    Ok(handle.engine()?.durable_ticket() as f64)
+pub fn sync_policy(handle: HandleRef) -> Result<&'static str> {
+    Ok(match handle.engine()?.sync_policy() {
+        Some(SyncPolicy::Always) => "always",
+        Some(SyncPolicy::EverySec) => "everysec",
+        Some(SyncPolicy::No) => "no",
+        None => "memory",
+    })
 }
 
 /// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
@@ -330,7 +411,7 @@ pub fn durable_ticket(handle: &External<Handle>) -> Result<f64> {
 #[napi]
 pub fn set<'env>(
     env: &'env Env,
-    handle: &External<Handle>,
+    handle: HandleRef,
     group: Name,
     key: Name,
     value: String,
@@ -353,7 +434,7 @@ pub fn set<'env>(
 #[napi]
 pub fn get<'env>(
     env: &'env Env,
-    handle: &External<Handle>,
+    handle: HandleRef,
     group: Name,
     key: Name,
 ) -> Result<Option<JsString<'env>>> {
@@ -369,7 +450,7 @@ pub fn get<'env>(
 #[napi]
 pub fn update<'env>(
     env: &'env Env,
-    handle: &External<Handle>,
+    handle: HandleRef,
     group: Name,
     key: Name,
     ops: String,
@@ -388,12 +469,7 @@ pub fn update<'env>(
 
 /// Removes an item; returns its value's text or null.
 #[napi]
-pub fn delete(
-    env: Env,
-    handle: &External<Handle>,
-    group: Name,
-    key: Name,
-) -> Result<Option<String>> {
+pub fn delete(env: Env, handle: HandleRef, group: Name, key: Name) -> Result<Option<String>> {
     let old = handle.engine()?.delete(&group, &key).map_err(to_js);
     keep_alive_for_pending_events(&env);
     old
@@ -401,7 +477,7 @@ pub fn delete(
 
 /// Removes every item of a group; returns how many were removed.
 #[napi]
-pub fn clear(env: Env, handle: &External<Handle>, group: Name) -> Result<u32> {
+pub fn clear(env: Env, handle: HandleRef, group: Name) -> Result<u32> {
     let removed = handle.engine()?.clear(&group).map_err(to_js)?;
     keep_alive_for_pending_events(&env);
     Ok(removed as u32)
@@ -409,47 +485,35 @@ pub fn clear(env: Env, handle: &External<Handle>, group: Name) -> Result<u32> {
 
 /// The group's values as the JSON text of an array, in insertion order.
 #[napi]
-pub fn get_group<'env>(
-    env: &'env Env,
-    handle: &External<Handle>,
-    group: Name,
-) -> Result<JsString<'env>> {
+pub fn get_group<'env>(env: &'env Env, handle: HandleRef, group: Name) -> Result<JsString<'env>> {
     let text = handle.engine()?.group_json(&group).map_err(to_js)?;
     js_text(env, &text)
 }
 
 /// The group's items as the JSON text of an array of `{ key, value }`.
 #[napi]
-pub fn entries<'env>(
-    env: &'env Env,
-    handle: &External<Handle>,
-    group: Name,
-) -> Result<JsString<'env>> {
+pub fn entries<'env>(env: &'env Env, handle: HandleRef, group: Name) -> Result<JsString<'env>> {
     let text = handle.engine()?.entries_json(&group).map_err(to_js)?;
     js_text(env, &text)
 }
 
 /// The group's keys as the JSON text of an array of strings.
 #[napi]
-pub fn keys<'env>(
-    env: &'env Env,
-    handle: &External<Handle>,
-    group: Name,
-) -> Result<JsString<'env>> {
+pub fn keys<'env>(env: &'env Env, handle: HandleRef, group: Name) -> Result<JsString<'env>> {
     let text = handle.engine()?.keys_json(&group).map_err(to_js)?;
     js_text(env, &text)
 }
 
 /// The sorted names of non-empty groups.
 #[napi]
-pub fn list_groups(handle: &External<Handle>) -> Result<Vec<String>> {
+pub fn list_groups(handle: HandleRef) -> Result<Vec<String>> {
     Ok(handle.engine()?.list_groups())
 }
 
 /// Closes this handle; later calls through it fail with `CLOSED`. The last handle of a file
 /// store flushes the log and releases the directory lock. Idempotent.
 #[napi]
-pub fn close(handle: &External<Handle>) -> Result<()> {
+pub fn close(handle: HandleRef) -> Result<()> {
     handle.close().map_err(to_js)
 }
 
@@ -498,7 +562,7 @@ fn keep_alive_for_pending_events(env: &Env) {
 /// itself, except until the events of a write made on this same thread are delivered.
 #[napi]
 pub fn subscribe(
-    handle: &External<Handle>,
+    handle: HandleRef,
     group: Option<String>,
     key: Option<String>,
     ready: Function<(), ()>,
