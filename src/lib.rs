@@ -162,6 +162,59 @@ fn js_text<'env>(env: &'env Env, text: &str) -> Result<JsString<'env>> {
     }
 }
 
+/// A value's JSON text from a JS string, converted in one pass: the generic `String`
+/// conversion first scans the whole string for its UTF-8 length, then converts it; a string
+/// of n UTF-16 units needs at most 3n bytes of UTF-8, and n is known without a scan.
+pub struct Text(String);
+
+impl TypeName for Text {
+    fn type_name() -> &'static str {
+        "string"
+    }
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl ValidateNapiValue for Text {}
+
+impl FromNapiValue for Text {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let not_a_string = || {
+            to_js(Error::InvalidArgument(
+                "a value's JSON text must be a string".into(),
+            ))
+        };
+        let mut units = 0;
+        let status = unsafe {
+            sys::napi_get_value_string_utf16(env, value, std::ptr::null_mut(), 0, &mut units)
+        };
+        if status != sys::Status::napi_ok {
+            return Err(not_a_string());
+        }
+        let capacity = units * 3 + 1;
+        let mut bytes: Vec<u8> = Vec::with_capacity(capacity);
+        let mut written = 0;
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(
+                env,
+                value,
+                bytes.as_mut_ptr().cast(),
+                capacity,
+                &mut written,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            return Err(not_a_string());
+        }
+        // SAFETY: napi wrote `written` bytes of valid UTF-8 (lone surrogates are replaced).
+        unsafe {
+            bytes.set_len(written);
+            Ok(Text(String::from_utf8_unchecked(bytes)))
+        }
+    }
+}
+
 /// A [`Handle`] passed back from JavaScript, read with one `napi_get_value_external`.
 ///
 /// napi-rs's `External<T>` checks every access against a process-wide `Mutex<HashMap>` of
@@ -414,7 +467,7 @@ pub fn set<'env>(
     handle: HandleRef,
     group: Name,
     key: Name,
-    value: String,
+    value: Text,
     ttl_ms: f64,
 ) -> Result<Option<JsString<'env>>> {
     let ttl = if ttl_ms < 0.0 {
@@ -422,7 +475,7 @@ pub fn set<'env>(
     } else {
         Ttl::Millis(ttl_ms.ceil() as u64)
     };
-    let old = handle.engine()?.set_owned(&group, &key, value, ttl);
+    let old = handle.engine()?.set_owned(&group, &key, value.0, ttl);
     keep_alive_for_pending_events(env);
     old.map_err(to_js)?
         .map(|old| js_text(env, &old))
@@ -453,9 +506,12 @@ pub fn update<'env>(
     handle: HandleRef,
     group: Name,
     key: Name,
-    ops: String,
+    ops: Text,
 ) -> Result<JsString<'env>> {
-    let result = handle.engine()?.update(&group, &key, &ops).map_err(to_js)?;
+    let result = handle
+        .engine()?
+        .update(&group, &key, &ops.0)
+        .map_err(to_js)?;
     keep_alive_for_pending_events(env);
     let old = result.old_value.as_deref().unwrap_or("null");
     let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
