@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{append_bytes, set_len, TempDir};
+use stepstate_core::log::watermark::{read_watermark, Watermark};
 use stepstate_core::log::{
     replay_log, LogRecord, LogWriter, ReplayStats, SyncPolicy, WriterOptions,
 };
@@ -306,4 +307,51 @@ fn a_process_killed_with_sigkill_keeps_every_acknowledged_append() {
     for (i, key) in keys.iter().enumerate() {
         assert_eq!(key, &format!("k{i}"));
     }
+}
+
+/// What a power loss can leave of unsynced pages written back out of order: a hole (zeros)
+/// over record 7, with records 8 and 9 on disk after it. `synced_through` is how many records
+/// the watermark says were synced before the loss.
+fn log_with_hole_after(dir: &TempDir, synced_through: usize) -> (std::path::PathBuf, Vec<u64>) {
+    let path = dir.path().join("log-0.log");
+    let ends = write_log(&path, 10, 1 << 20);
+    let mut bytes = std::fs::read(&path).unwrap();
+    for byte in &mut bytes[ends[6] as usize..ends[7] as usize] {
+        *byte = 0;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let synced = if synced_through == 0 {
+        0
+    } else {
+        ends[synced_through - 1]
+    };
+    Watermark::open(&path).unwrap().record(synced).unwrap();
+    (path, ends)
+}
+
+#[test]
+fn a_hole_past_the_synced_watermark_is_a_power_loss_tail_and_is_dropped() {
+    let dir = TempDir::new("power-loss-tail");
+    let (path, ends) = log_with_hole_after(&dir, 5);
+    let (keys, stats) = replay_keys(&path).unwrap();
+    assert_eq!(keys, ["k0", "k1", "k2", "k3", "k4", "k5", "k6"]);
+    assert_eq!(stats.valid_len, ends[6]);
+}
+
+#[test]
+fn the_same_hole_within_the_synced_part_is_corrupt_and_changes_nothing() {
+    let dir = TempDir::new("synced-hole");
+    let (path, _) = log_with_hole_after(&dir, 9);
+    let before = std::fs::read(&path).unwrap();
+    let err = replay_keys(&path).unwrap_err();
+    assert_eq!(err.code(), "CORRUPT");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn a_closed_log_records_its_whole_length_as_synced() {
+    let dir = TempDir::new("watermark-at-close");
+    let path = dir.path().join("log-0.log");
+    let ends = write_log(&path, 3, 1 << 20);
+    assert_eq!(read_watermark(&path), *ends.last().unwrap());
 }

@@ -236,6 +236,10 @@ impl StoreFiles {
             };
             std::fs::remove_file(&path)
                 .map_err(|e| Error::Io(format!("cannot remove {}: {e}", path.display())))?;
+            if let FileKind::Log(_) = kind {
+                // Its synced watermark goes with it (absent is fine).
+                let _ = std::fs::remove_file(super::watermark::watermark_path(&path));
+            }
             removed = true;
         }
         if removed {

@@ -9,6 +9,7 @@
 //!   LOCK                    exclusive flock while a process has the store open; holds its pid
 //!   snapshot-<gen>.snap     the whole state as of the start of log <gen> (absent for gen 0)
 //!   log-<gen>.log           the changes made after snapshot <gen>, in commit order
+//!   log-<gen>.log.synced    how many bytes of that log are known synced (see `watermark`)
 //!   *.tmp                   a snapshot being written; deleted at open if a crash left it
 //! ```
 //!
@@ -29,6 +30,7 @@ pub mod dir;
 pub mod reader;
 pub mod record;
 pub mod snapshot;
+pub mod watermark;
 pub mod writer;
 
 pub use dir::StoreFiles;

@@ -7,10 +7,13 @@
 //! The rule (Redis's `aof-load-truncated`, made strict): replay stops at the first invalid
 //! record (a zero header, which ends the data; a length past the end of the file; a CRC
 //! mismatch; an undecodable payload). The rest of the file is then scanned for any valid
-//! record at any offset. If one exists, the damage is not at the tail: the replay fails with
-//! [`Error::Corrupt`] naming the file and offset, and the file is left untouched. Otherwise the
-//! remainder is a torn last record, garbage or zero padding, and the caller continues
-//! appending at [`ReplayStats::valid_len`], which cuts it off.
+//! record at any offset. If one exists and the damage lies within the part of the log known
+//! synced (its [`watermark`](super::watermark)), the damage is not at the tail: the replay
+//! fails with [`Error::Corrupt`] naming the file and offset, and the file is left untouched.
+//! If the damage lies past the watermark it is what a power loss leaves of unsynced pages
+//! (a hole before data the kernel wrote out of order): that tail is dropped, as the sync
+//! policy allows. Otherwise the remainder is a torn last record, garbage or zero padding.
+//! Either way the caller continues appending at [`ReplayStats::valid_len`], which cuts it off.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -106,11 +109,12 @@ pub fn replay_log(
 
     let valid_len = buf_offset + start as u64;
     drop(buf);
-    if valid_len < file_len {
+    if valid_len < file_len && valid_len < super::watermark::read_watermark(path) {
         if let Some(found) = find_valid_record(&file, valid_len + 1, file_len).map_err(io_err)? {
             return Err(Error::Corrupt(format!(
-                "log {} is damaged at offset {valid_len} ({stop_reason}) but holds a valid \
-                 record at offset {found}; refusing to drop data (the file is left untouched)",
+                "log {} is damaged at offset {valid_len} ({stop_reason}), within the part known \
+                 synced, and holds a valid record at offset {found}; refusing to drop data \
+                 (the file is left untouched)",
                 path.display()
             )));
         }

@@ -28,6 +28,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::dir::sync_directory;
 use super::record::{LogRecord, MAX_PAYLOAD_LEN};
+use super::watermark::Watermark;
 use crate::error::{Error, Result};
 
 /// When appended records reach the disk, described by what a crash can lose (the loss
@@ -228,6 +229,9 @@ struct Shared {
     durable: AtomicU64,
     syncs: AtomicU64,
     on_durable: Mutex<Option<Arc<DurableCallback>>>,
+    /// Where the synced length is recorded for recovery (see `watermark`); `None` when the
+    /// file could not be opened, which only makes recovery stricter.
+    watermark: Option<Watermark>,
 }
 
 /// Appends records to one log file; shared between threads through an `Arc`.
@@ -302,6 +306,9 @@ impl LogWriter {
             durable: AtomicU64::new(start_len),
             syncs: AtomicU64::new(0),
             on_durable: Mutex::new(None),
+            watermark: Watermark::open(path)
+                .and_then(|mark| mark.record(start_len).map(|()| mark))
+                .ok(),
         });
         let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
@@ -559,9 +566,13 @@ impl Shared {
 
 /// The sync thread: waits for work according to the policy, syncs without holding the lock,
 /// publishes the durable lsn and calls the callback; exits after the final sync on close.
+/// Minimum time between two updates of the synced watermark.
+const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
+
 fn run_syncer(shared: &Shared) {
     let mut state = shared.state.lock();
     let mut next_tick = Instant::now() + shared.interval;
+    let mut last_watermark = Instant::now();
     loop {
         if state.poisoned.is_some() {
             if state.closing {
@@ -606,6 +617,15 @@ fn run_syncer(shared: &Shared) {
                 shared.durable.store(target, Ordering::Release);
                 shared.syncs.fetch_add(1, Ordering::Relaxed);
                 shared.durable_changed.notify_all();
+                if let Some(watermark) = &shared.watermark {
+                    if state.closing || last_watermark.elapsed() >= WATERMARK_INTERVAL {
+                        last_watermark = Instant::now();
+                        // A failed update leaves an older (lower) watermark: stricter, not wrong.
+                        MutexGuard::unlocked(&mut state, || {
+                            let _ = watermark.record(target);
+                        });
+                    }
+                }
                 let callback = shared.on_durable.lock().clone();
                 if let Some(callback) = callback {
                     MutexGuard::unlocked(&mut state, || {
