@@ -1,10 +1,10 @@
 //! The Node.js binding: the one place `#[napi]` appears. Thin glue over `stepstate-core`.
 //!
-//! Every call is a synchronous N-API function over a handle (an `External`), and values cross
-//! as JSON text both ways; `index.js` wraps these functions into the Promise-returning
-//! `StateManager` class. Errors cross as one string `code \u{1f} opIndex \u{1f} message` that
-//! `index.js` turns back into a `StateError` (see `throwFrom` there), so JavaScript always
-//! branches on `err.code`.
+//! Every call is a synchronous N-API function over a store handle (a tagged external, see
+//! [`HandleRef`]), and values cross as JSON text both ways; `index.js` wraps these functions
+//! into the Promise-returning `StateManager` class. Errors cross as one string
+//! `code \u{1f} opIndex \u{1f} message` that `index.js` turns back into a `StateError` (see
+//! `fromNative` there), so JavaScript always branches on `err.code`.
 
 use napi::bindgen_prelude::{
     AsyncTask, External, FromNapiValue, Function, ToNapiValue, TypeName, ValidateNapiValue,
@@ -51,15 +51,6 @@ impl std::ops::Deref for Name {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
-    }
-}
-
-impl TypeName for Name {
-    fn type_name() -> &'static str {
-        "string"
-    }
-    fn value_type() -> ValueType {
-        ValueType::String
     }
 }
 
@@ -133,6 +124,14 @@ impl Handle {
             Ok(())
         }
     }
+
+    /// The engine, unless this handle was closed (`CLOSED`).
+    fn engine(&self) -> napi::Result<&Engine> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(to_js(Error::Closed));
+        }
+        Ok(&self.engine)
+    }
 }
 
 /// A manager that was garbage-collected without `close()` still gives back its reference,
@@ -140,15 +139,6 @@ impl Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         let _ = self.close();
-    }
-}
-
-impl Handle {
-    fn engine(&self) -> napi::Result<&Engine> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(to_js(Error::Closed));
-        }
-        Ok(&self.engine)
     }
 }
 
@@ -166,15 +156,6 @@ fn js_text<'env>(env: &'env Env, text: &str) -> Result<JsString<'env>> {
 /// conversion first scans the whole string for its UTF-8 length, then converts it; a string
 /// of n UTF-16 units needs at most 3n bytes of UTF-8, and n is known without a scan.
 pub struct Text(String);
-
-impl TypeName for Text {
-    fn type_name() -> &'static str {
-        "string"
-    }
-    fn value_type() -> ValueType {
-        ValueType::String
-    }
-}
 
 impl ValidateNapiValue for Text {}
 
@@ -231,15 +212,6 @@ impl std::ops::Deref for HandleRef {
     }
 }
 
-impl TypeName for HandleRef {
-    fn type_name() -> &'static str {
-        "External"
-    }
-    fn value_type() -> ValueType {
-        ValueType::External
-    }
-}
-
 impl ValidateNapiValue for HandleRef {}
 
 impl FromNapiValue for HandleRef {
@@ -272,15 +244,6 @@ unsafe extern "C" fn drop_handle(
     drop(unsafe { Box::from_raw(data as *mut Handle) });
 }
 
-impl TypeName for NewHandle {
-    fn type_name() -> &'static str {
-        "External"
-    }
-    fn value_type() -> ValueType {
-        ValueType::External
-    }
-}
-
 impl ToNapiValue for NewHandle {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
         let data = Box::into_raw(Box::new(value.0));
@@ -300,6 +263,27 @@ impl ToNapiValue for NewHandle {
         }
         Ok(external)
     }
+}
+
+/// The JS type napi-rs names in messages for the argument and result types defined here.
+macro_rules! js_type {
+    ($($rust:ty => $name:literal, $kind:ident;)*) => {$(
+        impl TypeName for $rust {
+            fn type_name() -> &'static str {
+                $name
+            }
+            fn value_type() -> ValueType {
+                ValueType::$kind
+            }
+        }
+    )*};
+}
+
+js_type! {
+    Name => "string", String;
+    Text => "string", String;
+    HandleRef => "External", External;
+    NewHandle => "External", External;
 }
 
 /// The one mapping from core errors to JavaScript errors.
@@ -525,10 +509,17 @@ pub fn update<'env>(
 
 /// Removes an item; returns its value's text or null.
 #[napi]
-pub fn delete(env: Env, handle: HandleRef, group: Name, key: Name) -> Result<Option<String>> {
-    let old = handle.engine()?.delete(&group, &key).map_err(to_js);
-    keep_alive_for_pending_events(&env);
-    old
+pub fn delete<'env>(
+    env: &'env Env,
+    handle: HandleRef,
+    group: Name,
+    key: Name,
+) -> Result<Option<JsString<'env>>> {
+    let old = handle.engine()?.delete(&group, &key);
+    keep_alive_for_pending_events(env);
+    old.map_err(to_js)?
+        .map(|old| js_text(env, &old))
+        .transpose()
 }
 
 /// Removes every item of a group; returns how many were removed.
