@@ -380,6 +380,13 @@ pub struct DurableWatch {
     callback: Arc<Mutex<DurableCallback>>,
 }
 
+/// Like [`Subscription`]'s, a watch dropped unclosed stops being told.
+impl Drop for DurableWatch {
+    fn drop(&mut self) {
+        self.engine.remove_on_durable(self.id);
+    }
+}
+
 /// Calls `callback(ticket)` on this JS thread after each sync of the log; writes whose
 /// ticket is at most that are on disk. `callback(-1)` means the log failed: pending writes
 /// will never be durable. The callback is unref'd; `durableRef` holds the
@@ -570,6 +577,14 @@ pub struct Subscription {
     id: u64,
     queue: Arc<EventQueue>,
     ready: Arc<Mutex<EventCallback>>,
+}
+
+/// A subscription garbage-collected without `unsubscribe` (its manager dropped unclosed) leaves
+/// the engine too, which may outlive it (a file store shared with other managers).
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.engine.events().unsubscribe(self.id);
+    }
 }
 
 type EventCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
