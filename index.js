@@ -245,6 +245,7 @@ class StateManager extends EventEmitter {
     const settings = checkOptions(options)
     this._closed = false
     this._subscriptions = new Set()
+    this._watchers = new Set() // the `finish` of every open watch() iterator
     this._acks = null
     if (settings.adapter === 'memory') {
       this._handle = native.openMemory(settings.maxValueBytes, settings.defaultTtlMs)
@@ -500,6 +501,7 @@ class StateManager extends EventEmitter {
     const finish = () => {
       finished = true
       buffered.length = 0
+      this._watchers.delete(finish)
       off()
       if (waiting !== null) {
         waiting({ value: undefined, done: true })
@@ -521,7 +523,6 @@ class StateManager extends EventEmitter {
         return iterator
       },
     }
-    this._watchers = this._watchers || new Set()
     this._watchers.add(finish)
     return iterator
   }
@@ -535,7 +536,7 @@ class StateManager extends EventEmitter {
     if (this._closed) return
     this._closed = true
     for (const subscription of [...this._subscriptions]) subscription.off()
-    if (this._watchers) for (const finish of this._watchers) finish()
+    for (const finish of [...this._watchers]) finish()
     if (this._opening !== null) {
       try {
         await this._opening

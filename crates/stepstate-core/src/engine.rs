@@ -227,8 +227,9 @@ fn check_item(group: &str, key: &str) -> Result<()> {
     check_name("key", key)
 }
 
-/// Appends `text` to `out` as a JSON string literal.
-fn push_json_string(out: &mut String, text: &str) {
+/// Appends `text` to `out` as a JSON string literal (keys and names in the JSON the engine
+/// builds by hand: group arrays, entries, events, updated objects).
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
     // Serializing a &str into a String cannot fail.
     if let Ok(quoted) = serde_json::to_string(text) {
         out.push_str(&quoted);

@@ -8,6 +8,7 @@
 //! indexed by group, so writes to other groups cost a subscriber nothing, and a store with no
 //! subscriber pays one atomic load per write.
 
+use crate::engine::push_json_string;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -67,12 +68,6 @@ pub struct Change<'a> {
     pub new_value: Option<&'a str>,
     /// Why it was removed, for expiry and clear.
     pub reason: Option<Reason>,
-}
-
-fn push_json_string(out: &mut String, text: &str) {
-    if let Ok(quoted) = serde_json::to_string(text) {
-        out.push_str(&quoted);
-    }
 }
 
 impl Change<'_> {

@@ -15,6 +15,7 @@
 //! the full path: parse, [`apply_ops`], serialize.
 
 use super::{apply_ops, UpdateOp};
+use crate::engine::push_json_string;
 use crate::error::{Error, Result};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -109,9 +110,7 @@ fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<String
 }
 
 fn push_key(out: &mut String, key: &str) {
-    if let Ok(quoted) = serde_json::to_string(key) {
-        out.push_str(&quoted);
-    }
+    push_json_string(out, key);
     out.push(':');
 }
 
