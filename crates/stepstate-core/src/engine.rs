@@ -21,7 +21,7 @@ use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 use std::hash::BuildHasher;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -67,13 +67,45 @@ pub enum Ttl {
     Millis(u64),
 }
 
-/// What `set` and `update` return: the value now stored and the one it replaced, as JSON text.
+/// A version of an item or a group: every write gives the item and its group a new one, drawn
+/// from one counter per engine, so a version is never reused, even by an item that was deleted
+/// and set again. A caller that remembers the value it saw at some version (the JS read cache)
+/// can ask whether it is still current without copying the text. 0 means "none".
+pub type Version = u64;
+
+/// What `update` returns: the value now stored and the one it replaced, as JSON text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteResult {
     /// The stored value after the write.
     pub new_value: String,
     /// The value before the write; `None` when the key was absent.
     pub old_value: Option<String>,
+    /// The version of the replaced value (0 when the key was absent).
+    pub old_version: Version,
+    /// The version of the stored value.
+    pub version: Version,
+}
+
+/// What [`Engine::set_owned`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replaced {
+    /// The value before the write, as stored; `None` when the key was absent.
+    pub old: Option<Box<str>>,
+    /// The version of `old` (0 when the key was absent).
+    pub old_version: Version,
+    /// The version of the value written.
+    pub version: Version,
+}
+
+/// What [`Engine::group_json_since`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupRead {
+    /// The group has not changed since the version the caller knows, and none of its items has
+    /// expired since: the caller's copy is current.
+    Unchanged,
+    /// The group's values as the text of one JSON array, and the group's version (0 when the
+    /// group does not exist).
+    Changed { text: String, version: Version },
 }
 
 /// One item of a group, as listed by [`Engine::entries`].
@@ -92,6 +124,7 @@ struct Slot {
     value: Box<str>,
     /// Milliseconds since the Unix epoch at which the item expires; 0 = never.
     expires_at_ms: u64,
+    version: Version,
 }
 
 impl Slot {
@@ -114,6 +147,8 @@ struct Group {
     slots: Vec<Option<Slot>>,
     /// Log generation and end offset of the last journaled change to this group (file store).
     last_write: (u64, u64),
+    /// The version of the last change to this group.
+    version: Version,
 }
 
 impl Group {
@@ -126,13 +161,21 @@ impl Group {
         self.slots[position].as_ref()
     }
 
-    /// Stores `value` under `key` with its expiry, keeping the key's place when it exists;
-    /// returns the old value.
-    fn put(&mut self, key: &str, value: Box<str>, expires_at_ms: u64) -> Option<Box<str>> {
+    /// Stores `value` under `key` with its expiry and version, keeping the key's place when it
+    /// exists; returns the old value and its version.
+    fn put(
+        &mut self,
+        key: &str,
+        value: Box<str>,
+        expires_at_ms: u64,
+        version: Version,
+    ) -> Option<(Box<str>, Version)> {
+        self.version = version;
         if let Some(&position) = self.index.get(key) {
             if let Some(slot) = self.slots[position].as_mut() {
                 slot.expires_at_ms = expires_at_ms;
-                return Some(std::mem::replace(&mut slot.value, value));
+                let old_version = std::mem::replace(&mut slot.version, version);
+                return Some((std::mem::replace(&mut slot.value, value), old_version));
             }
         }
         let key: Arc<str> = Arc::from(key);
@@ -141,12 +184,15 @@ impl Group {
             key,
             value,
             expires_at_ms,
+            version,
         }));
         None
     }
 
-    fn remove(&mut self, key: &str) -> Option<Slot> {
+    /// Removes the item; the group takes `version` as its new one.
+    fn remove(&mut self, key: &str, version: Version) -> Option<Slot> {
         let position = self.index.remove(key)?;
+        self.version = version;
         let slot = self.slots[position].take()?;
         let holes = self.slots.len() - self.index.len();
         if holes > 32 && holes > self.index.len() {
@@ -189,6 +235,8 @@ pub struct Engine {
     events: EventBus,
     sweeper_started: AtomicBool,
     shut_down: AtomicBool,
+    /// The last [`Version`] handed out.
+    versions: AtomicU64,
     this: Weak<Engine>,
     /// The log and files of a file store; unset for an in-memory store.
     durability: OnceLock<Durability>,
@@ -264,6 +312,7 @@ impl Engine {
             events: EventBus::default(),
             sweeper_started: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
+            versions: AtomicU64::new(0),
             this: this.clone(),
             durability: OnceLock::new(),
         })
@@ -292,10 +341,10 @@ impl Engine {
                 value,
                 expires_at_ms,
             } => self.write_group(group, |items| {
-                items.put(key, Box::from(value), expires_at_ms);
+                items.put(key, Box::from(value), expires_at_ms, self.next_version());
             }),
             LogRecord::Delete { group, key } => {
-                self.write_existing_group(group, |items| items.remove(key));
+                self.write_existing_group(group, |items| items.remove(key, self.next_version()));
             }
             LogRecord::Clear { group } => {
                 self.shard(group).groups.write().remove(group);
@@ -322,7 +371,7 @@ impl Engine {
                     .map(|slot| slot.key.clone())
                     .collect();
                 for key in expired {
-                    items.remove(&key);
+                    items.remove(&key, self.next_version());
                     dropped.push((name.clone(), key));
                 }
                 for slot in items.iter() {
@@ -404,6 +453,11 @@ impl Engine {
         self.shut_down.store(true, Ordering::Release);
     }
 
+    /// A version no item or group has had before.
+    fn next_version(&self) -> Version {
+        self.versions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     fn shard(&self, group: &str) -> &Shard {
         let hash = self.hasher.hash_one(group) as usize;
         &self.shards[hash & (SHARDS - 1)]
@@ -476,7 +530,7 @@ impl Engine {
             .is_some_and(|slot| slot.expires_at_ms != 0 && !slot.is_live(self.now_ms()));
         if expired {
             let _journal = self.journal_into(items, &LogRecord::Delete { group, key })?;
-            if let Some(slot) = items.remove(key) {
+            if let Some(slot) = items.remove(key, self.next_version()) {
                 self.publish_removal(group, &slot, Some(Reason::Expired));
             }
         }
@@ -592,18 +646,13 @@ impl Engine {
     pub fn set(&self, group: &str, key: &str, value: &str, ttl: Ttl) -> Result<Option<String>> {
         Ok(self
             .set_owned(group, key, value.to_owned(), ttl)?
+            .old
             .map(String::from))
     }
 
     /// [`Engine::set`] that takes the value's text by value and returns the old one as stored,
-    /// sparing a copy each way (the binding's hot path).
-    pub fn set_owned(
-        &self,
-        group: &str,
-        key: &str,
-        value: String,
-        ttl: Ttl,
-    ) -> Result<Option<Box<str>>> {
+    /// sparing a copy each way, with the versions of both (the binding's hot path).
+    pub fn set_owned(&self, group: &str, key: &str, value: String, ttl: Ttl) -> Result<Replaced> {
         check_item(group, key)?;
         self.check_size(&value)
             .map_err(|e| e.for_item("set", group, key))?;
@@ -621,11 +670,18 @@ impl Engine {
                 },
             )?;
             self.publish_write(group, key, items.get(key).map(|slot| &*slot.value), &value);
-            let old = items.put(key, value, expires_at_ms);
-            Ok::<_, Error>(old)
+            let version = self.next_version();
+            let old = items.put(key, value, expires_at_ms, version);
+            Ok::<_, Error>((old, version))
         })?;
         self.schedule_expiry(group, key, expires_at_ms);
-        Ok(old)
+        let (old, version) = old;
+        let (old, old_version) = old.map_or((None, 0), |(old, v)| (Some(old), v));
+        Ok(Replaced {
+            old,
+            old_version,
+            version,
+        })
     }
 
     /// Calls `read` with the value's text, or `None` when the key is absent or expired; the
@@ -636,6 +692,16 @@ impl Engine {
         key: &str,
         read: impl FnOnce(Option<&str>) -> R,
     ) -> Result<R> {
+        self.get_versioned(group, key, |item| read(item.map(|(text, _)| text)))
+    }
+
+    /// [`Engine::get_with`] that also passes the value's [`Version`].
+    pub fn get_versioned<R>(
+        &self,
+        group: &str,
+        key: &str,
+        read: impl FnOnce(Option<(&str, Version)>) -> R,
+    ) -> Result<R> {
         check_item(group, key)?;
         let map = self.shard(group).groups.read();
         let Some(cell) = map.get(group) else {
@@ -645,7 +711,7 @@ impl Engine {
         let slot = items
             .get(key)
             .filter(|slot| slot.expires_at_ms == 0 || slot.is_live(self.now_ms()));
-        Ok(read(slot.map(|slot| &*slot.value)))
+        Ok(read(slot.map(|slot| (&*slot.value, slot.version))))
     }
 
     /// The value's text, or `None` when the key is absent or expired.
@@ -682,11 +748,15 @@ impl Engine {
                         expires_at_ms,
                     },
                 )?;
-                let old = items.put(key, Box::from(new_text.as_str()), expires_at_ms);
+                let version = self.next_version();
+                let old = items.put(key, Box::from(new_text.as_str()), expires_at_ms, version);
+                let (old, old_version) = old.map_or((None, 0), |(old, v)| (Some(old), v));
                 self.publish_write(group, key, old.as_deref(), &new_text);
                 Ok(WriteResult {
                     new_value: new_text,
                     old_value: old.map(String::from),
+                    old_version,
+                    version,
                 })
             })
             .map_err(|e: Error| e.for_item("update", group, key))?;
@@ -696,19 +766,26 @@ impl Engine {
 
     /// Removes the item; returns its value's text, `None` when it was absent (or expired).
     pub fn delete(&self, group: &str, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .delete_owned(group, key)?
+            .map(|(old, _)| String::from(old)))
+    }
+
+    /// [`Engine::delete`] that returns the removed text as stored, with its version.
+    pub fn delete_owned(&self, group: &str, key: &str) -> Result<Option<(Box<str>, Version)>> {
         check_item(group, key)?;
         let removed = self.write_existing_group(group, |items| {
             if self.remove_if_expired(group, items, key)? || items.get(key).is_none() {
                 return Ok::<_, Error>(None);
             }
             let _journal = self.journal_into(items, &LogRecord::Delete { group, key })?;
-            let slot = items.remove(key);
+            let slot = items.remove(key, self.next_version());
             if let Some(slot) = &slot {
                 self.publish_removal(group, slot, None);
             }
-            Ok(slot.map(|slot| slot.value))
+            Ok(slot.map(|slot| (slot.value, slot.version)))
         });
-        Ok(removed.transpose()?.flatten().map(String::from))
+        Ok(removed.transpose()?.flatten())
     }
 
     /// Removes every item of the group, firing a `cleared` event for each (an `expired` one for
@@ -766,7 +843,7 @@ impl Engine {
                         Ok(None)
                     };
                     if is_due && journal.is_ok() {
-                        if let Some(slot) = items.remove(&key) {
+                        if let Some(slot) = items.remove(&key, self.next_version()) {
                             self.publish_removal(&group, &slot, Some(Reason::Expired));
                         }
                     }
@@ -781,13 +858,37 @@ impl Engine {
     /// The group's live values as the text of one JSON array, in insertion order (`[]` when
     /// the group does not exist): one string crosses to JavaScript however many items there are.
     pub fn group_json(&self, group: &str) -> Result<String> {
+        match self.group_json_since(group, 0)? {
+            GroupRead::Changed { text, .. } => Ok(text),
+            GroupRead::Unchanged => unreachable!("no group has version 0"),
+        }
+    }
+
+    /// [`Engine::group_json`] for a caller that holds the group's values as of version `known`:
+    /// `Unchanged` when they are still current (nothing written or removed since, nothing
+    /// expired since), so that no text need be made.
+    pub fn group_json_since(&self, group: &str, known: Version) -> Result<GroupRead> {
         check_name("group", group)?;
         let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
-                json_array(items, now_ms, |out, slot| out.push_str(&slot.value))
+                // Expiry changes what a read sees without a write; a copy made when every item
+                // was live is current only while every item still is.
+                if known != 0
+                    && items.version == known
+                    && items.iter().all(|slot| slot.is_live(now_ms))
+                {
+                    return GroupRead::Unchanged;
+                }
+                GroupRead::Changed {
+                    text: json_array(items, now_ms, |out, slot| out.push_str(&slot.value)),
+                    version: items.version,
+                }
             })
-            .unwrap_or_else(|| String::from("[]")))
+            .unwrap_or_else(|| GroupRead::Changed {
+                text: String::from("[]"),
+                version: 0,
+            }))
     }
 
     /// The group's live items as the text of a JSON array of `{"key":…,"value":…}` objects.
@@ -965,5 +1066,123 @@ mod tests {
         engine.set("\u{1F600}", "k", "1", Ttl::Default).unwrap();
         engine.set("\u{FF5E}", "k", "1", Ttl::Default).unwrap();
         assert_eq!(engine.list_groups(), ["\u{1F600}", "\u{FF5E}"]);
+    }
+
+    fn version_of(engine: &Engine, group: &str, key: &str) -> Option<Version> {
+        engine
+            .get_versioned(group, key, |item| item.map(|(_, version)| version))
+            .unwrap()
+    }
+
+    #[test]
+    fn every_write_gives_a_new_version_and_a_recreated_item_never_reuses_one() {
+        let engine = Engine::new(EngineOptions::default());
+        let first = engine
+            .set_owned("g", "k", "1".into(), Ttl::Default)
+            .unwrap();
+        assert_eq!((first.old, first.old_version), (None, 0));
+        assert_eq!(version_of(&engine, "g", "k"), Some(first.version));
+        let second = engine
+            .set_owned("g", "k", "2".into(), Ttl::Default)
+            .unwrap();
+        assert_eq!(second.old.as_deref(), Some("1"));
+        assert_eq!(second.old_version, first.version);
+        assert!(second.version > first.version);
+        let updated = engine
+            .update("g", "k", r#"[{"type":"set","path":"","value":3}]"#)
+            .unwrap();
+        assert_eq!(updated.old_version, second.version);
+        assert!(updated.version > second.version);
+        let (removed, removed_version) = engine.delete_owned("g", "k").unwrap().unwrap();
+        assert_eq!((&*removed, removed_version), ("3", updated.version));
+        assert_eq!(version_of(&engine, "g", "k"), None);
+        // The group vanished with its last item; the same key set again is a new version.
+        let again = engine
+            .set_owned("g", "k", "3".into(), Ttl::Default)
+            .unwrap();
+        assert!(again.version > updated.version);
+        engine.clear("g").unwrap();
+        let after_clear = engine
+            .set_owned("g", "k", "3".into(), Ttl::Default)
+            .unwrap();
+        assert!(after_clear.version > again.version);
+    }
+
+    #[test]
+    fn a_group_read_is_unchanged_until_any_item_of_it_changes() {
+        let engine = Engine::new(EngineOptions::default());
+        engine.set("g", "a", "1", Ttl::Default).unwrap();
+        engine.set("g", "b", "2", Ttl::Default).unwrap();
+        engine.set("other", "a", "1", Ttl::Default).unwrap();
+        let GroupRead::Changed { text, version } = engine.group_json_since("g", 0).unwrap() else {
+            panic!("version 0 is never current")
+        };
+        assert_eq!(text, "[1,2]");
+        assert_eq!(
+            engine.group_json_since("g", version).unwrap(),
+            GroupRead::Unchanged
+        );
+        engine.set("other", "a", "2", Ttl::Default).unwrap();
+        assert_eq!(
+            engine.group_json_since("g", version).unwrap(),
+            GroupRead::Unchanged
+        );
+        let changes: [&dyn Fn(); 4] = [
+            &|| drop(engine.set("g", "a", "1", Ttl::Default).unwrap()),
+            &|| {
+                drop(
+                    engine
+                        .update("g", "b", r#"[{"type":"set","path":"","value":5}]"#)
+                        .unwrap(),
+                )
+            },
+            &|| drop(engine.delete("g", "a").unwrap()),
+            &|| drop(engine.set("g", "c", "7", Ttl::Default).unwrap()),
+        ];
+        let mut known = version;
+        for change in changes {
+            change();
+            let GroupRead::Changed { text, version } = engine.group_json_since("g", known).unwrap()
+            else {
+                panic!("a change to the group must change its version")
+            };
+            assert_eq!(text, engine.group_json("g").unwrap());
+            assert_ne!(version, known);
+            known = version;
+        }
+        engine.clear("g").unwrap();
+        assert_eq!(
+            engine.group_json_since("g", known).unwrap(),
+            GroupRead::Changed {
+                text: "[]".into(),
+                version: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_group_read_is_not_current_once_an_item_of_it_expired() {
+        let clock = ttl::ManualClock::new(1_000);
+        let engine = Engine::new(EngineOptions {
+            clock: clock.clone(),
+            ..EngineOptions::default()
+        });
+        engine.set("g", "a", "1", Ttl::Millis(500)).unwrap();
+        engine.set("g", "b", "2", Ttl::Default).unwrap();
+        let GroupRead::Changed { version, .. } = engine.group_json_since("g", 0).unwrap() else {
+            panic!("version 0 is never current")
+        };
+        clock.advance(499);
+        assert_eq!(
+            engine.group_json_since("g", version).unwrap(),
+            GroupRead::Unchanged
+        );
+        clock.advance(1);
+        // (The background sweep may or may not have removed the item by now.)
+        let GroupRead::Changed { text, .. } = engine.group_json_since("g", version).unwrap() else {
+            panic!("an expired item makes the group's copy stale")
+        };
+        assert_eq!(text, "[2]");
+        assert_eq!(version_of(&engine, "g", "a"), None);
     }
 }

@@ -21,5 +21,5 @@ pub mod ops;
 pub mod store;
 pub mod ttl;
 
-pub use engine::{Engine, EngineOptions, Entry, Ttl, WriteResult};
+pub use engine::{Engine, EngineOptions, Entry, GroupRead, Replaced, Ttl, Version, WriteResult};
 pub use error::{Error, Result};
