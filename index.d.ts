@@ -153,6 +153,12 @@ export interface StateOptions {
    * it is larger than twice the live data and at least this many bytes. Default 64 MiB.
    */
   compactMinBytes?: number
+  /**
+   * Bytes of JSON text of recently read or written values this manager keeps parsed, to answer
+   * reads with a copy instead of a parse (the engine confirms each is still current). `0`
+   * turns the cache off. Default 4 MiB.
+   */
+  cacheBytes?: number
   /** Redis adapter: connection URL, e.g. `'redis://127.0.0.1:6379'` (instead of host/port/...). */
   url?: string
   /** Redis adapter: host name. Default `'127.0.0.1'`. */

@@ -8,6 +8,7 @@
 
 const { EventEmitter } = require('node:events')
 const native = require('./binding.js')
+const { ValueCache, DEFAULT_CACHE_BYTES, copyJson, toJsonData, UNHANDLED } = require('./cache.js')
 
 const ERROR_FIELD_SEPARATOR = '\u001f'
 
@@ -133,7 +134,11 @@ function checkOptions(options) {
     throw makeError('INVALID_ARGUMENT', `maxValueBytes must be a positive integer, got ${describe(maxValueBytes)}`)
   }
   const defaultTtlMs = options.ttl === undefined ? 0 : ttlMillis(options.ttl, 'options.ttl')
-  if (adapter === 'memory') return { adapter, maxValueBytes, defaultTtlMs }
+  const cacheBytes = options.cacheBytes === undefined ? DEFAULT_CACHE_BYTES : options.cacheBytes
+  if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
+    throw makeError('INVALID_ARGUMENT', `cacheBytes must be 0 or a positive integer, got ${describe(cacheBytes)}`)
+  }
+  if (adapter === 'memory') return { adapter, maxValueBytes, defaultTtlMs, cacheBytes }
   const path = options.path === undefined ? '.stepstate' : options.path
   if (typeof path !== 'string' || path.length === 0) {
     throw makeError('INVALID_ARGUMENT', `path must be a non-empty string (a directory), got ${describe(path)}`)
@@ -146,7 +151,7 @@ function checkOptions(options) {
   if (!Number.isSafeInteger(compactMinBytes) || compactMinBytes < 0) {
     throw makeError('INVALID_ARGUMENT', `compactMinBytes must be a positive integer, got ${describe(compactMinBytes)}`)
   }
-  return { adapter, maxValueBytes, defaultTtlMs, path, sync, compactMinBytes }
+  return { adapter, maxValueBytes, defaultTtlMs, cacheBytes, path, sync, compactMinBytes }
 }
 
 /**
@@ -247,6 +252,7 @@ class StateManager extends EventEmitter {
     this._subscriptions = new Set()
     this._watchers = new Set() // the `finish` of every open watch() iterator
     this._acks = null
+    this._cache = new ValueCache(settings.cacheBytes)
     if (settings.adapter === 'memory') {
       this._handle = native.openMemory(settings.maxValueBytes, settings.defaultTtlMs)
       this._opening = null
@@ -293,29 +299,46 @@ class StateManager extends EventEmitter {
       throw makeError('INVALID_ARGUMENT', `set ${itemName(group, key)}: options must be an object`)
     }
     const ttlMs = opts === undefined || opts.ttl === undefined ? -1 : ttlMillis(opts.ttl, 'opts.ttl')
-    const text = serialize(value, 'set', group, key)
+    // An object or array is copied as JSON data first and that copy stringified: the copy is
+    // `new_value`, with no JSON.parse of the text. Anything else goes text first.
+    const data = typeof value === 'object' && value !== null ? toJsonData(value) : UNHANDLED
+    const text = data === UNHANDLED ? serialize(value, 'set', group, key) : JSON.stringify(data)
+    const cache = this._cache
+    const cached = cache.item(group, key)
     let old
     try {
-      old = native.set(handle, group, key, text, ttlMs)
+      old = native.set(handle, group, key, text, ttlMs, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
+    const oldValue = old === true ? cached.value : parseOrNull(old)
+    const newValue = data === UNHANDLED ? JSON.parse(text) : data
+    cache.putItem(group, key, native.lastVersion(), copyJson(newValue), text.length)
     const acknowledged = this._acknowledged()
     if (acknowledged !== undefined) await acknowledged
-    return { new_value: JSON.parse(text), old_value: parseOrNull(old) }
+    return { new_value: newValue, old_value: oldValue }
   }
 
   async get(group, key) {
     const handle = this._handle || (await this._ready())
     checkName('group', group)
     checkName('key', key)
+    const cache = this._cache
+    const cached = cache.item(group, key)
     let text
     try {
-      text = native.get(handle, group, key)
+      text = native.get(handle, group, key, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
-    return parseOrNull(text)
+    if (text === true) return copyJson(cached.value)
+    if (text === null) {
+      if (cached !== undefined) cache.dropItem(group, key)
+      return null
+    }
+    const value = JSON.parse(text)
+    cache.putItem(group, key, native.lastVersion(), value, text.length)
+    return copyJson(value)
   }
 
   async update(group, key, ops) {
@@ -323,15 +346,21 @@ class StateManager extends EventEmitter {
     checkName('group', group)
     checkName('key', key)
     const text = serializeOps(ops, group, key)
+    const cache = this._cache
+    const cached = cache.item(group, key)
     let pair
     try {
-      pair = native.update(handle, group, key, text)
+      pair = native.update(handle, group, key, text, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
+    // `[new]` when the old value is the cached one, `[new, old]` otherwise.
+    const values = JSON.parse(pair)
+    const newValue = values[0]
+    const oldValue = values.length === 1 ? cached.value : values[1]
+    cache.putItem(group, key, native.lastVersion(), copyJson(newValue), pair.length)
     const acknowledged = this._acknowledged()
     if (acknowledged !== undefined) await acknowledged
-    const [newValue, oldValue] = JSON.parse(pair)
     return { new_value: newValue, old_value: oldValue }
   }
 
@@ -339,17 +368,20 @@ class StateManager extends EventEmitter {
     const handle = this._handle || (await this._ready())
     checkName('group', group)
     checkName('key', key)
+    const cache = this._cache
+    const cached = cache.item(group, key)
     let text
     try {
-      text = native.delete(handle, group, key)
+      text = native.delete(handle, group, key, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
-    if (text != null) {
-      const acknowledged = this._acknowledged()
-      if (acknowledged !== undefined) await acknowledged
-    }
-    return parseOrNull(text)
+    if (cached !== undefined) cache.dropItem(group, key)
+    if (text === null) return null
+    const oldValue = text === true ? cached.value : JSON.parse(text)
+    const acknowledged = this._acknowledged()
+    if (acknowledged !== undefined) await acknowledged
+    return oldValue
   }
 
   async clear(group) {
@@ -361,6 +393,7 @@ class StateManager extends EventEmitter {
     } catch (err) {
       throw fromNative(err)
     }
+    this._cache.forget(group)
     if (removed > 0) {
       const acknowledged = this._acknowledged()
       if (acknowledged !== undefined) await acknowledged
@@ -370,11 +403,26 @@ class StateManager extends EventEmitter {
   async getGroup(group) {
     const handle = this._handle || (await this._ready())
     checkName('group', group)
+    // A group's values are cached from the second read of one version on, so that a group
+    // read once after each write pays no copy on top of the parse.
+    const cache = this._cache
+    const cached = cache.group(group)
+    let text
     try {
-      return JSON.parse(native.getGroup(handle, group))
+      text = native.getGroup(handle, group, cached === undefined ? 0 : cached.version)
+      if (text === true && cached.values === null) text = native.getGroup(handle, group, 0)
     } catch (err) {
       throw fromNative(err)
     }
+    if (text === true) return copyJson(cached.values)
+    const values = JSON.parse(text)
+    const version = native.lastVersion()
+    if (cached === undefined || cached.version !== version) {
+      cache.putGroup(group, version, null, 0)
+      return values
+    }
+    cache.putGroup(group, version, values, text.length)
+    return copyJson(values)
   }
 
   async list(group) {
@@ -546,6 +594,7 @@ class StateManager extends EventEmitter {
     }
     const handle = this._handle
     this._handle = null
+    this._cache.clear()
     if (handle === null) return
     let error = null
     try {

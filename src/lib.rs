@@ -7,7 +7,7 @@
 //! `fromNative` there), so JavaScript always branches on `err.code`.
 
 use napi::bindgen_prelude::{
-    AsyncTask, External, FromNapiValue, Function, ToNapiValue, TypeName, ValidateNapiValue,
+    AsyncTask, Either, External, FromNapiValue, Function, ToNapiValue, TypeName, ValidateNapiValue,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Task;
@@ -22,7 +22,7 @@ use stepstate_core::events::{EventQueue, Filter};
 use stepstate_core::log::SyncPolicy;
 use stepstate_core::store::file::{last_ticket as thread_last_ticket, open_shared, release_shared};
 use stepstate_core::store::FileOptions;
-use stepstate_core::{Engine, EngineOptions, Error, Ttl};
+use stepstate_core::{Engine, EngineOptions, Error, GroupRead, Ttl, Version};
 
 /// Room for a name: any string of at most `MAX_NAME_BYTES` bytes fits, and N-API writes only
 /// whole characters, so a longer string always fills more than `MAX_NAME_BYTES` bytes of it.
@@ -450,8 +450,48 @@ pub fn sync_policy(handle: HandleRef) -> Result<&'static str> {
     })
 }
 
+thread_local! {
+    /// The version of what the last `set`, `get`, `update`, `delete` or `getGroup` of this JS
+    /// thread wrote or read (see `lastVersion`).
+    static LAST_VERSION: std::cell::Cell<Version> = const { std::cell::Cell::new(0) };
+}
+
+/// The version of the value (or group) that the last `set`, `get`, `update`, `delete` or
+/// `getGroup` call of this thread wrote or read; 0 when there was none. `index.js` keeps it
+/// beside the parsed value in its read cache.
+#[napi]
+pub fn last_version() -> f64 {
+    LAST_VERSION.get() as f64
+}
+
+/// The version a caller says it holds a copy of (0: none).
+fn known(version: f64) -> Version {
+    if version >= 1.0 {
+        version as Version
+    } else {
+        0
+    }
+}
+
+/// A text the caller may already hold: `true` when its version is `known` (no string is made),
+/// the text otherwise; null when there is none.
+type MaybeKnown<'env> = Option<Either<JsString<'env>, bool>>;
+
+fn maybe_known<'env>(
+    env: &'env Env,
+    item: Option<(&str, Version)>,
+    known: Version,
+) -> Result<MaybeKnown<'env>> {
+    Ok(match item {
+        None => None,
+        Some((_, version)) if version == known => Some(Either::B(true)),
+        Some((text, _)) => Some(Either::A(js_text(env, text)?)),
+    })
+}
+
 /// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
-/// returns the previous value's text or null.
+/// returns the previous value's text (`true` when its version is `known_old`) or null. The new
+/// value's version is then `lastVersion()`.
 #[napi]
 pub fn set<'env>(
     env: &'env Env,
@@ -460,37 +500,45 @@ pub fn set<'env>(
     key: Name,
     value: Text,
     ttl_ms: f64,
-) -> Result<Option<JsString<'env>>> {
+    known_old: f64,
+) -> Result<MaybeKnown<'env>> {
     let ttl = if ttl_ms < 0.0 {
         Ttl::Default
     } else {
         Ttl::Millis(ttl_ms.ceil() as u64)
     };
-    let old = handle.engine()?.set_owned(&group, &key, value.0, ttl);
+    let replaced = handle.engine()?.set_owned(&group, &key, value.0, ttl);
     keep_alive_for_pending_events(env);
-    old.map_err(to_js)?
-        .map(|old| js_text(env, &old))
-        .transpose()
+    let replaced = replaced.map_err(to_js)?;
+    LAST_VERSION.set(replaced.version);
+    let old = replaced
+        .old
+        .as_deref()
+        .map(|old| (old, replaced.old_version));
+    maybe_known(env, old, known(known_old))
 }
 
-/// The value's text, or null. The JS string is made straight from the stored text while the
-/// group is read-locked, with no intermediate copy.
+/// The value's text (`true` when its version is `known`), or null. The JS string is made
+/// straight from the stored text while the group is read-locked, with no intermediate copy.
 #[napi]
 pub fn get<'env>(
     env: &'env Env,
     handle: HandleRef,
     group: Name,
     key: Name,
-) -> Result<Option<JsString<'env>>> {
+    known_version: f64,
+) -> Result<MaybeKnown<'env>> {
     handle
         .engine()?
-        .get_with(&group, &key, |text| {
-            text.map(|text| js_text(env, text)).transpose()
+        .get_versioned(&group, &key, |item| {
+            LAST_VERSION.set(item.map_or(0, |(_, version)| version));
+            maybe_known(env, item, known(known_version))
         })
         .map_err(to_js)?
 }
 
-/// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`.
+/// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`, or just
+/// `[new_value]` when the old value's version is `known_old`.
 #[napi]
 pub fn update<'env>(
     env: &'env Env,
@@ -498,35 +546,46 @@ pub fn update<'env>(
     group: Name,
     key: Name,
     ops: Text,
+    known_old: f64,
 ) -> Result<JsString<'env>> {
-    let result = handle
-        .engine()?
-        .update(&group, &key, &ops.0)
-        .map_err(to_js)?;
+    let result = handle.engine()?.update(&group, &key, &ops.0);
     keep_alive_for_pending_events(env);
-    let old = result.old_value.as_deref().unwrap_or("null");
+    let result = result.map_err(to_js)?;
+    LAST_VERSION.set(result.version);
+    let old = match result.old_value.as_deref() {
+        Some(_) if result.old_version == known(known_old) => "",
+        Some(old) => old,
+        None => "null",
+    };
     let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
     pair.push('[');
     pair.push_str(&result.new_value);
-    pair.push(',');
-    pair.push_str(old);
+    if !old.is_empty() {
+        pair.push(',');
+        pair.push_str(old);
+    }
     pair.push(']');
     js_text(env, &pair)
 }
 
-/// Removes an item; returns its value's text or null.
+/// Removes an item; returns its value's text (`true` when its version is `known_old`) or null.
 #[napi]
 pub fn delete<'env>(
     env: &'env Env,
     handle: HandleRef,
     group: Name,
     key: Name,
-) -> Result<Option<JsString<'env>>> {
-    let old = handle.engine()?.delete(&group, &key);
+    known_old: f64,
+) -> Result<MaybeKnown<'env>> {
+    let old = handle.engine()?.delete_owned(&group, &key);
     keep_alive_for_pending_events(env);
-    old.map_err(to_js)?
-        .map(|old| js_text(env, &old))
-        .transpose()
+    let old = old.map_err(to_js)?;
+    LAST_VERSION.set(0);
+    maybe_known(
+        env,
+        old.as_ref().map(|(text, v)| (&**text, *v)),
+        known(known_old),
+    )
 }
 
 /// Removes every item of a group; returns how many were removed.
@@ -537,11 +596,27 @@ pub fn clear(env: Env, handle: HandleRef, group: Name) -> Result<u32> {
     Ok(removed as u32)
 }
 
-/// The group's values as the JSON text of an array, in insertion order.
+/// The group's values as the JSON text of an array, in insertion order; `true` when the
+/// caller's copy of version `known` is still current. The group's version is then
+/// `lastVersion()` (0 for a group that does not exist).
 #[napi]
-pub fn get_group<'env>(env: &'env Env, handle: HandleRef, group: Name) -> Result<JsString<'env>> {
-    let text = handle.engine()?.group_json(&group).map_err(to_js)?;
-    js_text(env, &text)
+pub fn get_group<'env>(
+    env: &'env Env,
+    handle: HandleRef,
+    group: Name,
+    known_version: f64,
+) -> Result<Either<JsString<'env>, bool>> {
+    let read = handle
+        .engine()?
+        .group_json_since(&group, known(known_version))
+        .map_err(to_js)?;
+    Ok(match read {
+        GroupRead::Unchanged => Either::B(true),
+        GroupRead::Changed { text, version } => {
+            LAST_VERSION.set(version);
+            Either::A(js_text(env, &text)?)
+        }
+    })
 }
 
 /// The group's items as the JSON text of an array of `{ key, value }`.

@@ -16,7 +16,7 @@ import { expectType } from './assert'
 
 async function options() {
   const mem = new StateManager()
-  const mem2 = new StateManager({ adapter: 'memory', ttl: 3600, maxValueBytes: 1 << 20 })
+  const mem2 = new StateManager({ adapter: 'memory', ttl: 3600, maxValueBytes: 1 << 20, cacheBytes: 0 })
   const local = await StateManager.open({ adapter: 'file', path: '.stepstate', sync: 'everysec' })
   const always = await StateManager.open({ adapter: 'file', path: '/var/lib/app/state', sync: 'always' })
   const lazy = new StateManager({ adapter: 'file', path: '.stepstate', sync: 'no' })
@@ -37,6 +37,8 @@ async function options() {
   await mem.set('sessions', 's1', { user: 'u1' }, setOptions)
   for (const s of [mem, mem2, local, always, lazy, dist, dist2]) await s.close()
 
+  // @ts-expect-error cacheBytes is a number of bytes
+  new StateManager({ cacheBytes: '4MB' })
   // @ts-expect-error sync is 'always' | 'everysec' | 'no'
   await StateManager.open({ adapter: 'file', path: '.stepstate', sync: 'sometimes' })
   // @ts-expect-error sync is not a boolean
