@@ -100,6 +100,9 @@ function dataOf(value, depth) {
 
 /** Default budget of a manager's cache: JSON text bytes of the values it holds. */
 const DEFAULT_CACHE_BYTES = 4 * 1024 * 1024
+/** What an entry counts against the budget beyond its text, so that the number of entries is
+ *  bounded too (a group read once leaves an entry holding no values). */
+const ENTRY_BYTES = 64
 
 /**
  * Parsed values of one manager by group and key, and whole groups as `getGroup` read them,
@@ -130,7 +133,8 @@ class ValueCache {
   }
 
   /** Caches `value` (private: nobody else may hold it) as the item at `version`. */
-  putItem(group, key, version, value, bytes) {
+  putItem(group, key, version, value, textBytes) {
+    const bytes = textBytes + ENTRY_BYTES
     if (!this.room(bytes)) return this.dropItem(group, key)
     let items = this.items.get(group)
     if (items === undefined) {
@@ -156,6 +160,7 @@ class ValueCache {
     if (entry === undefined) return
     this.bytes -= entry.bytes
     items.delete(key)
+    if (items.size === 0) this.items.delete(group)
   }
 
   /** The cached values of a whole group, or undefined. */
@@ -163,7 +168,8 @@ class ValueCache {
     return this.groups.get(group)
   }
 
-  putGroup(group, version, values, bytes) {
+  putGroup(group, version, values, textBytes) {
+    const bytes = textBytes + ENTRY_BYTES
     this.dropGroup(group)
     if (version === 0 || !this.room(bytes)) return
     this.groups.set(group, { version, values, bytes })

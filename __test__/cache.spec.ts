@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
 import { StateManager } from '../index.js'
-import { toJsonData, UNHANDLED } from '../cache.js'
+import { ValueCache, toJsonData, UNHANDLED } from '../cache.js'
 import { expectRejection } from './helpers/assertions'
 import { closeManagers, freshManager, tempDirectory, track } from './helpers/managers'
 import { waitFor } from './helpers/wait-for'
@@ -138,7 +138,8 @@ describe('values served from the cache', () => {
 
 describe('the cacheBytes option', () => {
   it('keeps every method exact with the cache off (0) or smaller than the values', async () => {
-    for (const cacheBytes of [0, 40]) {
+    // 150 bytes hold the small value's entry but neither the big one nor the group.
+    for (const cacheBytes of [0, 150]) {
       const state = freshManager({ cacheBytes })
       const big = { text: 'x'.repeat(100) }
       await state.set('g', 'small', { v: 1 })
@@ -164,6 +165,25 @@ describe('the cacheBytes option', () => {
       expect(err).toBeInstanceOf(TypeError)
       expect(err.message).toContain('cacheBytes')
     }
+  })
+})
+
+describe('ValueCache', () => {
+  it('stays within its budget however many groups and keys pass through it', () => {
+    const cache = new ValueCache(10_000)
+    for (let i = 0; i < 5_000; i++) {
+      cache.putGroup(`group ${i}`, i + 1, null, 0) // a group read once
+      cache.putItem(`g${i}`, 'k', i + 1, { i }, 8)
+      if (i % 2 === 0) cache.dropItem(`g${i}`, 'k')
+      expect(cache.bytes).toBeLessThanOrEqual(10_000)
+    }
+    expect(cache.groups.size + cache.items.size).toBeLessThan(200)
+    // An item map left empty goes with its last item.
+    cache.clear()
+    cache.putItem('g', 'k', 1, 1, 1)
+    cache.dropItem('g', 'k')
+    expect(cache.items.size).toBe(0)
+    expect(cache.bytes).toBe(0)
   })
 })
 
