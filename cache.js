@@ -33,6 +33,21 @@ function copyJson(value) {
   return out
 }
 
+/**
+ * Sets each member of `members` (a parsed JSON object: what an update changed) on `value` (a
+ * copy of the old value), in order: the result is the new value, as JSON.parse of its text
+ * would give it (a member already there keeps its place, a new one goes to the end).
+ */
+function withMembers(value, members) {
+  const names = Object.keys(members)
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]
+    if (name === '__proto__') Object.defineProperty(value, name, { value: members[name], enumerable: true, writable: true, configurable: true })
+    else value[name] = members[name]
+  }
+  return value
+}
+
 /** Returned by `toJsonData` for what its fast path does not handle. */
 const UNHANDLED = Symbol('unhandled')
 const MAX_DEPTH = 64
@@ -200,4 +215,4 @@ class ValueCache {
   }
 }
 
-module.exports = { ValueCache, DEFAULT_CACHE_BYTES, copyJson, toJsonData, UNHANDLED }
+module.exports = { ValueCache, DEFAULT_CACHE_BYTES, copyJson, toJsonData, withMembers, UNHANDLED }

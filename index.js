@@ -8,7 +8,7 @@
 
 const { EventEmitter } = require('node:events')
 const native = require('./binding.js')
-const { ValueCache, DEFAULT_CACHE_BYTES, copyJson, toJsonData, UNHANDLED } = require('./cache.js')
+const { ValueCache, DEFAULT_CACHE_BYTES, copyJson, toJsonData, withMembers, UNHANDLED } = require('./cache.js')
 
 const ERROR_FIELD_SEPARATOR = '\u001f'
 
@@ -354,11 +354,21 @@ class StateManager extends EventEmitter {
     } catch (err) {
       throw fromNative(err)
     }
-    // `[new]` when the old value is the cached one, `[new, old]` otherwise.
-    const values = JSON.parse(pair)
-    const newValue = values[0]
-    const oldValue = values.length === 1 ? cached.value : values[1]
-    cache.putItem(group, key, native.lastVersion(), copyJson(newValue), pair.length)
+    // When the old value is the cached one: the changed members `{...}`, or `[new]`;
+    // otherwise `[new, old]`.
+    let newValue
+    let oldValue
+    let bytes = pair.length
+    if (pair.charCodeAt(0) === 123 /* { */) {
+      oldValue = cached.value
+      newValue = withMembers(copyJson(oldValue), JSON.parse(pair))
+      bytes = native.lastLength()
+    } else {
+      const values = JSON.parse(pair)
+      newValue = values[0]
+      oldValue = values.length === 1 ? cached.value : values[1]
+    }
+    cache.putItem(group, key, native.lastVersion(), copyJson(newValue), bytes)
     const acknowledged = this._acknowledged()
     if (acknowledged !== undefined) await acknowledged
     return { new_value: newValue, old_value: oldValue }

@@ -136,6 +136,53 @@ describe('values served from the cache', () => {
   })
 })
 
+describe('update of a cached value', () => {
+  it('gives exactly what a manager without a cache gives, for 300 random op lists', async () => {
+    const cached = freshManager()
+    const plain = freshManager({ cacheBytes: 0 })
+    const next = random(7)
+    const pick = <T>(items: T[]): T => items[Math.floor(next() * items.length)]
+    const names = ['a', 'b', '10', '2', 'list', 'nested']
+    const randomOp = () => {
+      const path = pick([pick(names), `${pick(names)}.${pick(names)}`, [pick(names)], `/${pick(names)}`])
+      return pick([
+        { type: 'set', path, value: pick([1, 'text', { x: [1, 2] }, null, -0]) },
+        { type: 'increment', path, by: pick([1, 2.5, -3]) },
+        { type: 'append', path, value: pick([1, { y: 2 }]) },
+        { type: 'remove', path },
+        { type: 'merge', value: { merged: next() } },
+        { type: 'merge', path, value: { m: 1 } },
+      ])
+    }
+    let changedOnly = 0
+    for (let i = 0; i < 300; i++) {
+      const key = `k${i % 7}`
+      if (i % 50 === 0) {
+        const start = { a: 1, nested: { b: 2 }, list: [] }
+        expect(await cached.set('g', key, start)).toEqual(await plain.set('g', key, start))
+      }
+      const ops = Array.from({ length: 1 + Math.floor(next() * 3) }, randomOp)
+      const [mine, theirs] = await Promise.all(
+        [cached, plain].map((state) =>
+          state.update('g', key, ops as never).then(
+            (result) => ({ result }),
+            (err: { code: string; opIndex?: number }) => ({ error: [err.code, err.opIndex] }),
+          ),
+        ),
+      )
+      const where = `update ${i}: ${JSON.stringify(ops)}`
+      expect(mine, where).toEqual(theirs)
+      if ('result' in mine && 'result' in theirs) {
+        expect(sameJson(mine.result.new_value, theirs.result.new_value), where).toBeNull()
+        expect(sameJson(mine.result.old_value, theirs.result.old_value), where).toBeNull()
+        if (ops.every((op) => op.type !== 'merge' || op.path !== undefined)) changedOnly += 1
+      }
+      expect(sameJson(await cached.get('g', key), await plain.get('g', key)), where).toBeNull()
+    }
+    expect(changedOnly).toBeGreaterThan(50)
+  })
+})
+
 describe('the cacheBytes option', () => {
   it('keeps every method exact with the cache off (0) or smaller than the values', async () => {
     // 150 bytes hold the small value's entry but neither the big one nor the group.

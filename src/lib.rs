@@ -454,6 +454,15 @@ thread_local! {
     /// The version of what the last `set`, `get`, `update`, `delete` or `getGroup` of this JS
     /// thread wrote or read (see `lastVersion`).
     static LAST_VERSION: std::cell::Cell<Version> = const { std::cell::Cell::new(0) };
+    /// The length in bytes of the JSON text the last `update` of this JS thread stored.
+    static LAST_LENGTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The length in bytes of the JSON text that the last `update` of this thread stored (for
+/// the read cache's budget when `update` sent only the changed members).
+#[napi]
+pub fn last_length() -> f64 {
+    LAST_LENGTH.get() as f64
 }
 
 /// The version of the value (or group) that the last `set`, `get`, `update`, `delete` or
@@ -537,8 +546,10 @@ pub fn get<'env>(
         .map_err(to_js)?
 }
 
-/// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`, or just
-/// `[new_value]` when the old value's version is `known_old`.
+/// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`. When
+/// the old value's version is `known_old` (the caller holds it parsed), returns instead the
+/// members that changed as a JSON object (`{"paid":1}`: set them on a copy of the old value),
+/// or `[new_value]` when the update was not one of only some members.
 #[napi]
 pub fn update<'env>(
     env: &'env Env,
@@ -552,8 +563,13 @@ pub fn update<'env>(
     keep_alive_for_pending_events(env);
     let result = result.map_err(to_js)?;
     LAST_VERSION.set(result.version);
+    LAST_LENGTH.set(result.new_value.len());
+    let holds_old = result.old_value.is_some() && result.old_version == known(known_old);
+    if let (true, Some(members)) = (holds_old, &result.changed_members) {
+        return js_text(env, members);
+    }
     let old = match result.old_value.as_deref() {
-        Some(_) if result.old_version == known(known_old) => "",
+        Some(_) if holds_old => "",
         Some(old) => old,
         None => "null",
     };

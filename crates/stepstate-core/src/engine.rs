@@ -84,6 +84,9 @@ pub struct WriteResult {
     pub old_version: Version,
     /// The version of the stored value.
     pub version: Version,
+    /// When the ops changed only some members of an object: those members, as the text of a
+    /// JSON object of name to new value (see [`ops::Applied`]).
+    pub changed_members: Option<String>,
 }
 
 /// What [`Engine::set_owned`] returns.
@@ -737,7 +740,10 @@ impl Engine {
                         new_expiry
                     }
                 };
-                let new_text = ops::apply_to_text(current.map(|slot| &*slot.value), &ops)?;
+                let ops::Applied {
+                    text: new_text,
+                    members: changed_members,
+                } = ops::apply_to_text_with_members(current.map(|slot| &*slot.value), &ops)?;
                 self.check_size(&new_text)?;
                 let _journal = self.journal_into(
                     items,
@@ -757,6 +763,7 @@ impl Engine {
                     old_value: old.map(String::from),
                     old_version,
                     version,
+                    changed_members,
                 })
             })
             .map_err(|e: Error| e.for_item("update", group, key))?;

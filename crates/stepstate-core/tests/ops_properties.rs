@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use stepstate_core::ops::{apply_ops, apply_to_text, parse_ops};
+use stepstate_core::ops::{apply_ops, apply_to_text, apply_to_text_with_members, parse_ops};
 
 const CASES: u32 = 384;
 
@@ -281,6 +281,36 @@ proptest! {
         let full = apply_ops(&mut tree, &parsed)
             .map(|()| serde_json::to_string(&tree).expect("result serializes"));
         prop_assert_eq!(apply_to_text(Some(&stored), &parsed), full);
+    }
+
+    #[test]
+    fn the_changed_members_set_on_the_old_value_give_the_new_value(
+        original in object(),
+        ops in op_list(),
+    ) {
+        let Ok(parsed) = parse_ops(&ops.to_string()) else {
+            return Ok(());
+        };
+        let stored = serde_json::to_string(&original).expect("original serializes");
+        let Ok(applied) = apply_to_text_with_members(Some(&stored), &parsed) else {
+            return Ok(());
+        };
+        let Some(members) = applied.members else {
+            return Ok(());
+        };
+        // What the JS read cache does with them: set each member, in order, on a copy.
+        let members: serde_json::Map<String, Value> =
+            serde_json::from_str(&members).expect("members are a JSON object");
+        let mut patched = original.clone();
+        let object = patched.as_object_mut().expect("an object");
+        for (name, value) in members {
+            object.insert(name, value);
+        }
+        let new: Value = serde_json::from_str(&applied.text).expect("new text reads back");
+        prop_assert_eq!(
+            serde_json::to_string(&patched).expect("serializes"),
+            serde_json::to_string(&new).expect("serializes")
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub use add::AddOp;
 pub use append::AppendOp;
 pub use increment::IncrementOp;
 pub use merge::MergeOp;
-pub use partial::apply_to_text;
+pub use partial::{apply_to_text, apply_to_text_with_members, Applied};
 pub use path::Path;
 pub use remove::RemoveOp;
 pub use replace::ReplaceOp;

@@ -26,16 +26,40 @@ use std::fmt;
 /// Applies `ops` to the stored value `stored` (JSON text; `None` starts from `{}`) and returns
 /// the new value's JSON text. All or nothing: on error nothing was changed anywhere.
 pub fn apply_to_text(stored: Option<&str>, ops: &[UpdateOp]) -> Result<String> {
+    Ok(apply_to_text_with_members(stored, ops)?.text)
+}
+
+/// What [`apply_to_text_with_members`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The new value's JSON text.
+    pub text: String,
+    /// When the update changed only some members of a top-level object: those members, as the
+    /// text of a JSON object of name to new value, in the order of the new value. Setting
+    /// them, in that order, on a copy of the old value gives the new one (a caller that holds
+    /// the old value parsed need not parse the whole new text).
+    pub members: Option<String>,
+}
+
+/// [`apply_to_text`] that also tells which top-level members changed, when the ops touched
+/// only some of them.
+pub fn apply_to_text_with_members(stored: Option<&str>, ops: &[UpdateOp]) -> Result<Applied> {
+    let whole = |text: Result<String>| {
+        text.map(|text| Applied {
+            text,
+            members: None,
+        })
+    };
     match stored {
         Some(text) if takes_fast_path(ops) => match RawMembers::parse(text) {
             Some(members) => apply_to_members(&members, ops),
-            None => apply_to_tree(text, ops),
+            None => whole(apply_to_tree(text, ops)),
         },
-        Some(text) => apply_to_tree(text, ops),
+        Some(text) => whole(apply_to_tree(text, ops)),
         None => {
             let mut value = Value::Object(Map::new());
             apply_ops(&mut value, ops)?;
-            to_text(&value)
+            whole(to_text(&value))
         }
     }
 }
@@ -62,7 +86,7 @@ fn to_text(value: &Value) -> Result<String> {
         .map_err(|e| Error::InvalidValue(format!("result is not JSON: {e}")))
 }
 
-fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<String> {
+fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applied> {
     let touched = |key: &str| ops.iter().any(|op| op.path().segments()[0] == key);
     let mut partial = Map::new();
     for (key, raw) in &members.0 {
@@ -84,29 +108,46 @@ fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<String
 
     let mut out = String::with_capacity(members.len_hint() + 16);
     out.push('{');
-    let mut first = true;
-    let mut member = |out: &mut String, key: &str, text: &str| {
-        if !first {
+    let mut changes = Some(String::from("{"));
+    let member = |out: &mut String, key: &str, text: &str| {
+        if out.len() > 1 {
             out.push(',');
         }
-        first = false;
         push_key(out, key);
         out.push_str(text);
     };
     for (key, raw) in &members.0 {
         if touched(key) {
-            if let Some(value) = changed.shift_remove(key.as_ref()) {
-                member(&mut out, key, &to_text(&value)?);
+            match changed.shift_remove(key.as_ref()) {
+                Some(value) => {
+                    let text = to_text(&value)?;
+                    member(&mut out, key, &text);
+                    if let Some(changes) = changes.as_mut() {
+                        member(changes, key, &text);
+                    }
+                }
+                // A member gone is not a change a caller can set: it gets the whole text.
+                None => changes = None,
             }
         } else {
             member(&mut out, key, raw.get());
         }
     }
     for (key, value) in changed {
-        member(&mut out, &key, &to_text(&value)?);
+        let text = to_text(&value)?;
+        member(&mut out, &key, &text);
+        if let Some(changes) = changes.as_mut() {
+            member(changes, &key, &text);
+        }
     }
     out.push('}');
-    Ok(out)
+    if let Some(changes) = changes.as_mut() {
+        changes.push('}');
+    }
+    Ok(Applied {
+        text: out,
+        members: changes,
+    })
 }
 
 fn push_key(out: &mut String, key: &str) {
@@ -266,6 +307,43 @@ mod tests {
             crate::ops::parse_ops_cached(bad).unwrap_err().code(),
             "INVALID_OP"
         );
+    }
+
+    /// Sets `members` on the parsed `stored`, as the JS read cache does.
+    fn with_members(stored: &str, members: &str) -> Value {
+        let mut value: Value = serde_json::from_str(stored).unwrap();
+        let members: Map<String, Value> = serde_json::from_str(members).unwrap();
+        let object = value.as_object_mut().unwrap();
+        for (key, member) in members {
+            object.insert(key, member);
+        }
+        value
+    }
+
+    #[test]
+    fn the_changed_members_turn_the_old_value_into_the_new_one() {
+        let stored = r#"{"id":"o1","paid":0,"b":{"c":2},"status":"pending"}"#;
+        let ops = r#"[{"type":"increment","path":"paid","by":1},{"type":"set","path":"z","value":[1]},{"type":"remove","path":"b.c"},{"type":"set","path":"status","value":"paid"}]"#;
+        let applied = apply_to_text_with_members(Some(stored), &parse_ops(ops).unwrap()).unwrap();
+        assert_eq!(
+            applied.members.as_deref(),
+            Some(r#"{"paid":1,"b":{},"status":"paid","z":[1]}"#)
+        );
+        let new: Value = serde_json::from_str(&applied.text).unwrap();
+        assert_eq!(
+            with_members(stored, applied.members.as_deref().unwrap()),
+            new
+        );
+        // The full path has no members to give.
+        for (stored, ops) in [
+            (r#"{"a":1}"#, r#"[{"type":"merge","value":{"b":2}}]"#),
+            (r#"[1]"#, r#"[{"type":"set","path":"0","value":2}]"#),
+        ] {
+            let applied = apply_to_text_with_members(Some(stored), &parse_ops(ops).unwrap());
+            assert_eq!(applied.unwrap().members, None, "{stored} {ops}");
+        }
+        let created = apply_to_text_with_members(None, &parse_ops(ops).unwrap()).unwrap();
+        assert_eq!(created.members, None);
     }
 
     #[test]
