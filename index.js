@@ -358,17 +358,20 @@ class StateManager extends EventEmitter {
     // otherwise `[new, old]`.
     let newValue
     let oldValue
-    let bytes = pair.length
     if (pair.charCodeAt(0) === 123 /* { */) {
-      oldValue = cached.value
-      newValue = withMembers(copyJson(oldValue), JSON.parse(pair))
-      bytes = native.lastLength()
+      // The cached value becomes the new one in place (it stays in the older generation of
+      // the heap, where copies of it would cost the garbage collector a promotion each).
+      const current = cached.value
+      oldValue = copyJson(current)
+      withMembers(current, JSON.parse(pair))
+      newValue = copyJson(current)
+      cache.putItem(group, key, native.lastVersion(), current, native.lastLength())
     } else {
       const values = JSON.parse(pair)
       newValue = values[0]
       oldValue = values.length === 1 ? cached.value : values[1]
+      cache.putItem(group, key, native.lastVersion(), copyJson(newValue), pair.length)
     }
-    cache.putItem(group, key, native.lastVersion(), copyJson(newValue), bytes)
     const acknowledged = this._acknowledged()
     if (acknowledged !== undefined) await acknowledged
     return { new_value: newValue, old_value: oldValue }
