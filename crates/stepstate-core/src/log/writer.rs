@@ -201,6 +201,54 @@ pub type DurableCallback = dyn Fn(std::result::Result<u64, &Error>) + Send + Syn
 struct Window {
     offset: u64,
     map: MmapMut,
+    /// The thread faulting the window's pages in ahead of the writer (see `prefault`).
+    prefault: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Window {
+    /// Maps `map` at `offset` and, with `prefault`, starts faulting its pages in, writable, on
+    /// another thread: the first write to each page of a fresh window otherwise takes a page
+    /// fault (reading the page in and marking it dirty) on the writing thread, about a third
+    /// of what the log adds to a write. No byte of the window is touched, but its pages are
+    /// dirty from then on, so a sync may write some not yet used (zeros, as the file already
+    /// holds there) once before they are written again: up to one window of extra disk writes
+    /// per window, in the background. Not done under `always`, where a sync that carries a
+    /// window of zeros would delay the writes waiting on it.
+    fn new(offset: u64, map: MmapMut, prefault: bool) -> Window {
+        let (address, len) = (map.as_ptr() as usize, map.len());
+        let prefault = prefault
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("stepstate-log-prefault".into())
+                    .spawn(move || {
+                        // SAFETY: the range is one live mapping: `Window`'s `Drop` joins this thread
+                        // before the mapping is unmapped. MADV_POPULATE_WRITE (Linux 5.14) only
+                        // populates page tables; where it is unknown it fails and nothing happens.
+                        unsafe {
+                            libc::madvise(
+                                address as *mut libc::c_void,
+                                len,
+                                libc::MADV_POPULATE_WRITE,
+                            );
+                        }
+                    })
+                    .ok()
+            })
+            .flatten();
+        Window {
+            offset,
+            map,
+            prefault,
+        }
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        if let Some(prefault) = self.prefault.take() {
+            let _ = prefault.join();
+        }
+    }
 }
 
 struct State {
@@ -559,7 +607,7 @@ impl Shared {
             state.allocated = offset + len;
         }
         let map = self.storage.map(offset, map_len)?;
-        state.window = Some(Window { offset, map });
+        state.window = Some(Window::new(offset, map, self.policy != SyncPolicy::Always));
         Ok(())
     }
 }
