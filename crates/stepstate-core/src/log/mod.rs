@@ -36,5 +36,5 @@ pub mod writer;
 pub use dir::StoreFiles;
 pub use reader::{replay_log, ReplayStats};
 pub use record::LogRecord;
-pub use snapshot::{read_snapshot, write_snapshot, SnapshotWriter};
+pub use snapshot::{map_snapshot, parse_snapshot, read_snapshot, write_snapshot, SnapshotWriter};
 pub use writer::{LogWriter, SyncPolicy, WriterOptions};

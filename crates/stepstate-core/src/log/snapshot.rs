@@ -16,7 +16,8 @@
 //! [`Error::Corrupt`], never a torn tail.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use memmap2::{Mmap, MmapOptions};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -171,74 +172,82 @@ impl Drop for SnapshotWriter {
 }
 
 /// Reads the snapshot at `path`, calling `on_record` for each record in order, and returns
-/// the number of records.
+/// the number of records. See [`parse_snapshot`] for the checks.
+pub fn read_snapshot(
+    path: &Path,
+    on_record: impl FnMut(LogRecord<'_>) -> Result<()>,
+) -> Result<u64> {
+    let map = map_snapshot(path)?;
+    parse_snapshot(&map, path, on_record)
+}
+
+/// Maps the snapshot at `path` read-only, its pages read in up front (they are all about to
+/// be read). The map stays valid while the file is replaced or deleted: nothing else writes
+/// to a snapshot once it is installed, and the store's directory lock keeps other processes
+/// out.
+pub fn map_snapshot(path: &Path) -> Result<Mmap> {
+    let io_err = |e: io::Error| Error::Io(format!("cannot read snapshot {}: {e}", path.display()));
+    let file = File::open(path).map_err(io_err)?;
+    if file.metadata().map_err(io_err)?.len() < SNAPSHOT_HEADER_LEN as u64 {
+        // (An empty file cannot even be mapped.)
+        return Err(Error::Corrupt(format!(
+            "snapshot {} is damaged at offset 0: shorter than its header",
+            path.display()
+        )));
+    }
+    // SAFETY: see above; a snapshot file is never written after it is installed.
+    unsafe { MmapOptions::new().populate().map(&file) }.map_err(io_err)
+}
+
+/// Walks the snapshot `bytes` (the file at `path`), calling `on_record` for each record in
+/// order, and returns the number of records. Records borrow from `bytes`.
 ///
 /// Every check is strict: bad magic or version, a record CRC mismatch, a missing or wrong
 /// trailer, a file CRC mismatch or trailing bytes give [`Error::Corrupt`] naming the file
 /// and offset. The file CRC is checked at the end, after the records were passed on: on any
 /// error the caller must discard what it built. An error from `on_record` is returned as is.
-pub fn read_snapshot(
+pub fn parse_snapshot<'a>(
+    bytes: &'a [u8],
     path: &Path,
-    mut on_record: impl FnMut(LogRecord<'_>) -> Result<()>,
+    mut on_record: impl FnMut(LogRecord<'a>) -> Result<()>,
 ) -> Result<u64> {
-    let io_err = |e: io::Error| Error::Io(format!("cannot read snapshot {}: {e}", path.display()));
-    let corrupt = |offset: u64, what: &str| {
+    let corrupt = |offset: usize, what: &str| {
         Error::Corrupt(format!(
             "snapshot {} is damaged at offset {offset}: {what}",
             path.display()
         ))
     };
-    let file = File::open(path).map_err(io_err)?;
-    let file_len = file.metadata().map_err(io_err)?.len();
-    let mut input = HashingReader {
-        input: BufReader::with_capacity(1 << 20, file),
-        crc: crc32fast::Hasher::new(),
-    };
-
-    let mut header = [0u8; SNAPSHOT_HEADER_LEN];
-    if !input.read(&mut header).map_err(io_err)? {
+    let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if bytes.len() < SNAPSHOT_HEADER_LEN {
         return Err(corrupt(0, "shorter than its header"));
     }
-    if &header[..8] != SNAPSHOT_MAGIC {
+    if &bytes[..8] != SNAPSHOT_MAGIC {
         return Err(corrupt(0, "not a stepstate snapshot (bad magic)"));
     }
-    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    let version = u32_at(8).unwrap_or(0);
     if version != SNAPSHOT_VERSION {
         return Err(corrupt(8, &format!("unsupported format version {version}")));
     }
 
-    let mut offset = SNAPSHOT_HEADER_LEN as u64;
+    let mut offset = SNAPSHOT_HEADER_LEN;
     let mut count = 0u64;
-    let mut payload = Vec::new();
     loop {
-        let mut frame_header = [0u8; HEADER_LEN];
-        // The trailer mark and count are 12 bytes; a record header is 8: read 4 first.
-        if !input.read(&mut frame_header[..4]).map_err(io_err)? {
+        let Some(len) = u32_at(offset) else {
             return Err(corrupt(offset, "missing trailer"));
-        }
-        let len = u32::from_le_bytes([
-            frame_header[0],
-            frame_header[1],
-            frame_header[2],
-            frame_header[3],
-        ]);
+        };
         if len == TRAILER_MARK {
-            let mut trailer = [0u8; 8];
-            if !input.read(&mut trailer).map_err(io_err)? {
+            // The trailer: the mark, the record count, then the CRC of everything before it.
+            let trailer_end = offset + 12;
+            let (Some(count_bytes), Some(stored)) =
+                (bytes.get(offset + 4..trailer_end), u32_at(trailer_end))
+            else {
                 return Err(corrupt(offset, "truncated trailer"));
-            }
-            let expected_count = u64::from_le_bytes(trailer);
-            let computed = input.crc.clone().finalize();
-            let mut stored = [0u8; 4];
-            match input.input.read_exact(&mut stored) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Err(corrupt(offset, "truncated trailer"))
-                }
-                Err(e) => return Err(io_err(e)),
-            }
-            if u32::from_le_bytes(stored) != computed {
-                return Err(corrupt(offset + 12, "file checksum mismatch"));
+            };
+            let mut expected = [0u8; 8];
+            expected.copy_from_slice(count_bytes);
+            let expected_count = u64::from_le_bytes(expected);
+            if stored != crc32fast::hash(&bytes[..trailer_end]) {
+                return Err(corrupt(trailer_end, "file checksum mismatch"));
             }
             if expected_count != count {
                 return Err(corrupt(
@@ -246,56 +255,26 @@ pub fn read_snapshot(
                     &format!("trailer says {expected_count} records, found {count}"),
                 ));
             }
-            let mut extra = [0u8; 1];
-            if input.input.read(&mut extra).map_err(io_err)? != 0 {
-                return Err(corrupt(offset + 16, "bytes after the trailer"));
+            if bytes.len() > trailer_end + 4 {
+                return Err(corrupt(trailer_end + 4, "bytes after the trailer"));
             }
             return Ok(count);
         }
         let len = len as usize;
-        if len == 0 || len > MAX_PAYLOAD_LEN || offset + (HEADER_LEN + len) as u64 > file_len {
+        let end = offset + HEADER_LEN + len;
+        if len == 0 || len > MAX_PAYLOAD_LEN || end > bytes.len() {
             return Err(corrupt(offset, "impossible record length"));
         }
-        if !input.read(&mut frame_header[4..]).map_err(io_err)? {
-            return Err(corrupt(offset, "truncated record header"));
-        }
-        let stored_crc = u32::from_le_bytes([
-            frame_header[4],
-            frame_header[5],
-            frame_header[6],
-            frame_header[7],
-        ]);
-        payload.resize(len, 0);
-        if !input.read(&mut payload).map_err(io_err)? {
-            return Err(corrupt(offset, "truncated record"));
-        }
-        if frame_crc(&frame_header[..4], &payload) != stored_crc {
+        let stored_crc = u32_at(offset + 4).unwrap_or(0);
+        let payload = &bytes[offset + HEADER_LEN..end];
+        if frame_crc(&bytes[offset..offset + 4], payload) != stored_crc {
             return Err(corrupt(offset, "record checksum mismatch"));
         }
-        let record = LogRecord::decode(&payload)
+        let record = LogRecord::decode(payload)
             .map_err(|e| corrupt(offset, &format!("undecodable record: {e}")))?;
         on_record(record)?;
         count += 1;
-        offset += (HEADER_LEN + len) as u64;
+        offset = end;
     }
 }
 
-/// A buffered reader that feeds every byte it returns to the file CRC.
-struct HashingReader {
-    input: BufReader<File>,
-    crc: crc32fast::Hasher,
-}
-
-impl HashingReader {
-    /// Reads exactly `buf.len()` bytes; `Ok(false)` at a premature end of file.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        match self.input.read_exact(buf) {
-            Ok(()) => {
-                self.crc.update(buf);
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-}
