@@ -120,11 +120,78 @@ pub struct Entry {
     pub value: String,
 }
 
+/// A stored value's JSON text: on the heap, or in a snapshot file that the engine has mapped
+/// (values recovered from a snapshot stay there, out of the heap, until they are written).
+#[derive(Debug)]
+enum Text {
+    Heap(Box<str>),
+    Mapped(MappedStr),
+}
+
+/// Text inside one of the engine's snapshot maps (`Engine::maps`). A map is dropped only
+/// after every slot pointing into it was re-pointed or copied to the heap under its group's
+/// write lock, and the text is read only under a group lock, so it is valid whenever read.
+#[derive(Debug, Clone, Copy)]
+struct MappedStr {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a `MappedStr` is a shared view of immutable bytes (see above), like a `&'static str`
+// for as long as any slot holds it.
+unsafe impl Send for MappedStr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for MappedStr {}
+
+impl MappedStr {
+    fn new(text: &str) -> MappedStr {
+        MappedStr {
+            ptr: std::ptr::NonNull::from(text).cast(),
+            len: text.len(),
+        }
+    }
+
+    fn is_within(&self, map: &[u8]) -> bool {
+        let start = map.as_ptr() as usize;
+        let at = self.ptr.as_ptr() as usize;
+        at >= start && at + self.len <= start + map.len()
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Text::Heap(text) => text,
+            // SAFETY: the bytes are valid UTF-8 (they were a `&str` when mapped) and alive
+            // (see `MappedStr`).
+            Text::Mapped(mapped) => unsafe {
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                    mapped.ptr.as_ptr(),
+                    mapped.len,
+                ))
+            },
+        }
+    }
+}
+
+impl Text {
+    /// The text as an owned box: a copy when it is mapped (a mapped text must not leave the
+    /// group lock it was read under).
+    fn into_boxed(self) -> Box<str> {
+        match self {
+            Text::Heap(text) => text,
+            Text::Mapped(_) => Box::from(&*self),
+        }
+    }
+}
+
 /// One stored item.
 #[derive(Debug)]
 struct Slot {
     key: Arc<str>,
-    value: Box<str>,
+    value: Text,
     /// Milliseconds since the Unix epoch at which the item expires; 0 = never.
     expires_at_ms: u64,
     version: Version,
@@ -164,15 +231,20 @@ impl Group {
         self.slots[position].as_ref()
     }
 
+    fn get_mut(&mut self, key: &str) -> Option<&mut Slot> {
+        let position = *self.index.get(key)?;
+        self.slots[position].as_mut()
+    }
+
     /// Stores `value` under `key` with its expiry and version, keeping the key's place when it
     /// exists; returns the old value and its version.
     fn put(
         &mut self,
         key: &str,
-        value: Box<str>,
+        value: Text,
         expires_at_ms: u64,
         version: Version,
-    ) -> Option<(Box<str>, Version)> {
+    ) -> Option<(Text, Version)> {
         self.version = version;
         if let Some(&position) = self.index.get(key) {
             if let Some(slot) = self.slots[position].as_mut() {
@@ -240,6 +312,8 @@ pub struct Engine {
     shut_down: AtomicBool,
     /// The last [`Version`] handed out.
     versions: AtomicU64,
+    /// The snapshot maps that slots' [`Text::Mapped`] values point into (file store).
+    maps: parking_lot::Mutex<Vec<memmap2::Mmap>>,
     this: Weak<Engine>,
     /// The log and files of a file store; unset for an in-memory store.
     durability: OnceLock<Durability>,
@@ -251,6 +325,14 @@ impl std::fmt::Debug for Engine {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
+}
+
+/// Lets the kernel drop the pages of a read-only file map from this process's memory (they
+/// come back from the page cache, or the file, when read again).
+fn release_pages(map: &memmap2::Mmap) {
+    // SAFETY: the map is read-only and backed by a file that no one writes: after DONTNEED its
+    // pages read back exactly as they were.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
 }
 
 /// Checks a group name or key: a non-empty string of at most [`MAX_NAME_BYTES`] bytes.
@@ -316,6 +398,7 @@ impl Engine {
             sweeper_started: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
             versions: AtomicU64::new(0),
+            maps: parking_lot::Mutex::new(Vec::new()),
             this: this.clone(),
             durability: OnceLock::new(),
         })
@@ -337,6 +420,20 @@ impl Engine {
     /// journal. Expired items are kept in place until [`Engine::finish_recovery`], so that a
     /// later overwrite in the log finds them where the live store had them.
     pub(crate) fn apply_recovered(&self, record: &LogRecord<'_>) {
+        self.apply_recovered_as(record, |value| Text::Heap(Box::from(value)));
+    }
+
+    /// [`Engine::apply_recovered`] for a record of the snapshot mapped as `map`: the value stays
+    /// in the map. The caller hands the map to [`Engine::adopt_map`] once recovery succeeded.
+    pub(crate) fn apply_recovered_mapped(&self, record: &LogRecord<'_>, map: &[u8]) {
+        self.apply_recovered_as(record, |value| {
+            let mapped = MappedStr::new(value);
+            debug_assert!(mapped.is_within(map));
+            Text::Mapped(mapped)
+        });
+    }
+
+    fn apply_recovered_as(&self, record: &LogRecord<'_>, text: impl FnOnce(&str) -> Text) {
         match *record {
             LogRecord::Put {
                 group,
@@ -344,7 +441,7 @@ impl Engine {
                 value,
                 expires_at_ms,
             } => self.write_group(group, |items| {
-                items.put(key, Box::from(value), expires_at_ms, self.next_version());
+                items.put(key, text(value), expires_at_ms, self.next_version());
             }),
             LogRecord::Delete { group, key } => {
                 self.write_existing_group(group, |items| items.remove(key, self.next_version()));
@@ -354,6 +451,78 @@ impl Engine {
             }
             LogRecord::GroupMark { .. } => {}
         }
+    }
+
+    /// Keeps `map`, which values recovered by [`Engine::apply_recovered_mapped`] point into,
+    /// for as long as they do, and lets the kernel drop its pages from this process's memory:
+    /// they stay in the page cache and come back on first read.
+    pub(crate) fn adopt_map(&self, map: memmap2::Mmap) {
+        release_pages(&map);
+        self.maps.lock().push(map);
+    }
+
+    /// After a compaction installed the snapshot at `path`: points every value equal to its
+    /// record in the new snapshot into a map of it (whether it was on the heap or in an older
+    /// map), copies any value still in an older map to the heap, then drops the older maps, so
+    /// that deleted snapshot files do not stay pinned on disk. Values keep their versions.
+    /// When the new snapshot cannot be mapped, every mapped value moves to the heap instead.
+    pub(crate) fn adopt_snapshot(&self, path: &Path) {
+        let map = crate::log::map_snapshot(path).ok();
+        if let Some(map) = &map {
+            let parsed = crate::log::parse_snapshot(map, path, |record| {
+                if let LogRecord::Put {
+                    group, key, value, ..
+                } = record
+                {
+                    self.write_existing_group(group, |items| {
+                        if let Some(slot) = items.get_mut(key) {
+                            if *slot.value == *value {
+                                slot.value = Text::Mapped(MappedStr::new(value));
+                            }
+                        }
+                    });
+                }
+                Ok(())
+            });
+            debug_assert!(parsed.is_ok(), "a snapshot just written reads back");
+        }
+        let keep: &[u8] = map.as_deref().unwrap_or(&[]);
+        for shard in self.shards.iter() {
+            let groups = shard.groups.read();
+            for cell in groups.values() {
+                let mut items = cell.write();
+                for slot in items.slots.iter_mut().flatten() {
+                    if let Text::Mapped(mapped) = slot.value {
+                        if !mapped.is_within(keep) {
+                            slot.value = Text::Heap(Box::from(&*slot.value));
+                        }
+                    }
+                }
+            }
+        }
+        let mut maps = self.maps.lock();
+        maps.clear();
+        if let Some(map) = map {
+            release_pages(&map);
+            maps.push(map);
+        }
+    }
+
+    /// How many values are served from snapshot maps, and how many maps are held (for tests
+    /// and diagnostics; `(0, 0)` for an in-memory engine).
+    #[doc(hidden)]
+    pub fn mapped_values(&self) -> (usize, usize) {
+        let mut mapped = 0;
+        for shard in self.shards.iter() {
+            for cell in shard.groups.read().values() {
+                let items = cell.read();
+                mapped += items
+                    .iter()
+                    .filter(|slot| matches!(slot.value, Text::Mapped(_)))
+                    .count();
+            }
+        }
+        (mapped, self.maps.lock().len())
     }
 
     /// Ends recovery: drops the items that expired while the store was closed (no events:
@@ -674,7 +843,9 @@ impl Engine {
             )?;
             self.publish_write(group, key, items.get(key).map(|slot| &*slot.value), &value);
             let version = self.next_version();
-            let old = items.put(key, value, expires_at_ms, version);
+            let old = items
+                .put(key, Text::Heap(value), expires_at_ms, version)
+                .map(|(old, v)| (old.into_boxed(), v));
             Ok::<_, Error>((old, version))
         })?;
         self.schedule_expiry(group, key, expires_at_ms);
@@ -755,8 +926,14 @@ impl Engine {
                     },
                 )?;
                 let version = self.next_version();
-                let old = items.put(key, Box::from(new_text.as_str()), expires_at_ms, version);
-                let (old, old_version) = old.map_or((None, 0), |(old, v)| (Some(old), v));
+                let old = items.put(
+                    key,
+                    Text::Heap(Box::from(new_text.as_str())),
+                    expires_at_ms,
+                    version,
+                );
+                let (old, old_version) =
+                    old.map_or((None, 0), |(old, v)| (Some(old.into_boxed()), v));
                 self.publish_write(group, key, old.as_deref(), &new_text);
                 Ok(WriteResult {
                     new_value: new_text,
@@ -790,7 +967,7 @@ impl Engine {
             if let Some(slot) = &slot {
                 self.publish_removal(group, slot, None);
             }
-            Ok(slot.map(|slot| (slot.value, slot.version)))
+            Ok(slot.map(|slot| (slot.value.into_boxed(), slot.version)))
         });
         Ok(removed.transpose()?.flatten())
     }

@@ -15,8 +15,8 @@
 //! magic, a CRC mismatch, a missing trailer, bytes after the trailer) is
 //! [`Error::Corrupt`], never a torn tail.
 
-use std::fs::{File, OpenOptions};
 use memmap2::{Mmap, MmapOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -217,7 +217,11 @@ pub fn parse_snapshot<'a>(
             path.display()
         ))
     };
-    let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     if bytes.len() < SNAPSHOT_HEADER_LEN {
         return Err(corrupt(0, "shorter than its header"));
     }
@@ -277,4 +281,3 @@ pub fn parse_snapshot<'a>(
         offset = end;
     }
 }
-

@@ -197,16 +197,20 @@ impl Engine {
         // Per group, the offset in the snapshot's own log up to which the snapshot already
         // holds its changes (see `LogRecord::GroupMark`).
         let mut marks: HashMap<String, u64> = HashMap::new();
+        // The snapshot's values stay in its map, out of the heap (see `Engine::adopt_map`).
+        let mut snapshot_map = None;
         if let Some(snapshot) = files.snapshot_to_load() {
-            crate::log::read_snapshot(&snapshot, |record| {
+            let map = crate::log::map_snapshot(&snapshot)?;
+            crate::log::parse_snapshot(&map, &snapshot, |record| {
                 match record {
                     LogRecord::GroupMark { group, log_offset } => {
                         marks.insert(group.to_owned(), log_offset);
                     }
-                    record => engine.apply_recovered(&record),
+                    record => engine.apply_recovered_mapped(&record, &map),
                 }
                 Ok(())
             })?;
+            snapshot_map = Some(map);
         }
         let snapshot_generation = files.snapshot_generation().unwrap_or(0);
         let generation = files.active_generation();
@@ -231,6 +235,9 @@ impl Engine {
             }
         }
         let (live_bytes, expired) = engine.finish_recovery();
+        if let Some(map) = snapshot_map {
+            engine.adopt_map(map);
+        }
         let log_path = files.log_path(generation);
         let log = match active_len {
             Some(valid_len) => continue_log(
@@ -360,6 +367,11 @@ impl Engine {
         if let Some(files) = durability.files.lock().as_ref() {
             files.retire_before(generation)?;
         }
+        self.adopt_snapshot(
+            &durability
+                .dir
+                .join(crate::log::dir::snapshot_file_name(generation)),
+        );
         durability
             .compact_at
             .store(durability.compact_threshold(live_bytes), Ordering::Relaxed);
