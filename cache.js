@@ -57,12 +57,14 @@ function copyArray(value) {
  */
 function withMembers(value, members) {
   const names = Object.keys(members)
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]
-    if (name === '__proto__') Object.defineProperty(value, name, { value: members[name], enumerable: true, writable: true, configurable: true })
-    else value[name] = members[name]
-  }
+  for (let i = 0; i < names.length; i++) setField(value, names[i], members[names[i]])
   return value
+}
+
+/** Sets an own field as JSON.parse would: assigning `__proto__` would set the prototype. */
+function setField(target, name, value) {
+  if (name === '__proto__') Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
+  else target[name] = value
 }
 
 /** Returned by `toJsonData` for what its fast path does not handle. */
@@ -103,10 +105,7 @@ function toJsonData(value, depth = 0) {
     const name = names[i]
     const field = dataOf(value[name], depth)
     if (field === UNHANDLED) return UNHANDLED
-    if (field === undefined) continue
-    // Assigning `__proto__` would set the prototype; JSON.parse makes it an own field.
-    if (name === '__proto__') Object.defineProperty(out, name, { value: field, enumerable: true, writable: true, configurable: true })
-    else out[name] = field
+    if (field !== undefined) setField(out, name, field)
   }
   return out
 }

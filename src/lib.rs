@@ -451,8 +451,8 @@ pub fn sync_policy(handle: HandleRef) -> Result<&'static str> {
 }
 
 thread_local! {
-    /// The version of what the last `set`, `get`, `update`, `delete` or `getGroup` of this JS
-    /// thread wrote or read (see `lastVersion`).
+    /// The version of what the last `set`, `get`, `update` or `getGroup` of this JS thread
+    /// wrote or read (see `lastVersion`).
     static LAST_VERSION: std::cell::Cell<Version> = const { std::cell::Cell::new(0) };
     /// The length in bytes of the JSON text the last `update` of this JS thread stored.
     static LAST_LENGTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -465,8 +465,8 @@ pub fn last_length() -> f64 {
     LAST_LENGTH.get() as f64
 }
 
-/// The version of the value (or group) that the last `set`, `get`, `update`, `delete` or
-/// `getGroup` call of this thread wrote or read; 0 when there was none. `index.js` keeps it
+/// The version of the value (or group) that the last `set`, `get`, `update` or `getGroup`
+/// call of this thread wrote or read; 0 when there was none. `index.js` keeps it
 /// beside the parsed value in its read cache.
 #[napi]
 pub fn last_version() -> f64 {
@@ -568,15 +568,12 @@ pub fn update<'env>(
     if let (true, Some(members)) = (holds_old, &result.changed_members) {
         return js_text(env, members);
     }
-    let old = match result.old_value.as_deref() {
-        Some(_) if holds_old => "",
-        Some(old) => old,
-        None => "null",
-    };
-    let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
+    // The caller holds the old value already: leave it out.
+    let old = (!holds_old).then(|| result.old_value.as_deref().unwrap_or("null"));
+    let mut pair = String::with_capacity(3 + result.new_value.len() + old.map_or(0, str::len));
     pair.push('[');
     pair.push_str(&result.new_value);
-    if !old.is_empty() {
+    if let Some(old) = old {
         pair.push(',');
         pair.push_str(old);
     }
@@ -596,7 +593,6 @@ pub fn delete<'env>(
     let old = handle.engine()?.delete_owned(&group, &key);
     keep_alive_for_pending_events(env);
     let old = old.map_err(to_js)?;
-    LAST_VERSION.set(0);
     maybe_known(
         env,
         old.as_ref().map(|(text, v)| (&**text, *v)),

@@ -500,11 +500,9 @@ impl Engine {
                 }
             }
         }
-        let mut maps = self.maps.lock();
-        maps.clear();
+        self.maps.lock().clear();
         if let Some(map) = map {
-            release_pages(&map);
-            maps.push(map);
+            self.adopt_map(map);
         }
     }
 
