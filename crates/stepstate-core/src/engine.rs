@@ -310,6 +310,8 @@ pub struct Engine {
     events: EventBus,
     sweeper_started: AtomicBool,
     shut_down: AtomicBool,
+    /// Set by [`Engine::release`]: every later call fails with `CLOSED`.
+    released: AtomicBool,
     /// The last [`Version`] handed out.
     versions: AtomicU64,
     /// The snapshot maps that slots' [`Text::Mapped`] values point into (file store).
@@ -355,11 +357,6 @@ pub fn name_too_long(what: &str, len: usize) -> Error {
     ))
 }
 
-fn check_item(group: &str, key: &str) -> Result<()> {
-    check_name("group", group)?;
-    check_name("key", key)
-}
-
 /// Appends `text` to `out` as a JSON string literal (keys and names in the JSON the engine
 /// builds by hand: group arrays, entries, events, updated objects).
 pub(crate) fn push_json_string(out: &mut String, text: &str) {
@@ -397,6 +394,7 @@ impl Engine {
             events: EventBus::default(),
             sweeper_started: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             versions: AtomicU64::new(0),
             maps: parking_lot::Mutex::new(Vec::new()),
             this: this.clone(),
@@ -623,6 +621,32 @@ impl Engine {
         self.shut_down.store(true, Ordering::Release);
     }
 
+    /// Checks a call's group (and key): `CLOSED` once the engine was released, then
+    /// [`check_name`].
+    fn check_open(&self, group: &str, key: Option<&str>) -> Result<()> {
+        if self.released.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        check_name("group", group)?;
+        key.map_or(Ok(()), |key| check_name("key", key))
+    }
+
+    /// Drops everything the store holds: every item, the expiry index, the snapshot maps and
+    /// every change subscriber (with what its callback holds), and stops the sweep. For a
+    /// store that is closed: whatever still references the engine (a subscription's handle
+    /// that JavaScript has not collected yet) keeps only the empty shell.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::Relaxed);
+        self.shut_down();
+        for shard in self.shards.iter() {
+            drop(std::mem::take(&mut *shard.groups.write()));
+            shard.expiry.clear();
+        }
+        // After the items: mapped values point into these maps.
+        self.maps.lock().clear();
+        self.events.unsubscribe_all();
+    }
+
     /// A version no item or group has had before.
     fn next_version(&self) -> Version {
         self.versions.fetch_add(1, Ordering::Relaxed) + 1
@@ -823,7 +847,7 @@ impl Engine {
     /// [`Engine::set`] that takes the value's text by value and returns the old one as stored,
     /// sparing a copy each way, with the versions of both (the binding's hot path).
     pub fn set_owned(&self, group: &str, key: &str, value: String, ttl: Ttl) -> Result<Replaced> {
-        check_item(group, key)?;
+        self.check_open(group, Some(key))?;
         self.check_size(&value)
             .map_err(|e| e.for_item("set", group, key))?;
         let expires_at_ms = self.expiry_for(ttl);
@@ -874,7 +898,7 @@ impl Engine {
         key: &str,
         read: impl FnOnce(Option<(&str, Version)>) -> R,
     ) -> Result<R> {
-        check_item(group, key)?;
+        self.check_open(group, Some(key))?;
         let map = self.shard(group).groups.read();
         let Some(cell) = map.get(group) else {
             return Ok(read(None));
@@ -895,7 +919,7 @@ impl Engine {
     /// none. A missing key starts from `{}` (and gets the default TTL, if any); an existing item
     /// keeps its expiry. On failure nothing changes and no key is created.
     pub fn update(&self, group: &str, key: &str, ops_json: &str) -> Result<WriteResult> {
-        check_item(group, key)?;
+        self.check_open(group, Some(key))?;
         let ops = ops::parse_ops_cached(ops_json).map_err(|e| e.for_item("update", group, key))?;
         let mut new_expiry = 0;
         let result = self
@@ -955,7 +979,7 @@ impl Engine {
 
     /// [`Engine::delete`] that returns the removed text as stored, with its version.
     pub fn delete_owned(&self, group: &str, key: &str) -> Result<Option<(Box<str>, Version)>> {
-        check_item(group, key)?;
+        self.check_open(group, Some(key))?;
         let removed = self.write_existing_group(group, |items| {
             if self.remove_if_expired(group, items, key)? || items.get(key).is_none() {
                 return Ok::<_, Error>(None);
@@ -973,7 +997,7 @@ impl Engine {
     /// Removes every item of the group, firing a `cleared` event for each (an `expired` one for
     /// items whose TTL had already run out); returns how many live items were removed.
     pub fn clear(&self, group: &str) -> Result<usize> {
-        check_name("group", group)?;
+        self.check_open(group, None)?;
         // Everything happens under the shard's write lock, events included: a write that
         // re-creates the group afterwards must wait, so its event follows the cleared ones.
         let mut map = self.shard(group).groups.write();
@@ -1050,7 +1074,7 @@ impl Engine {
     /// `Unchanged` when they are still current (nothing written or removed since, nothing
     /// expired since), so that no text need be made.
     pub fn group_json_since(&self, group: &str, known: Version) -> Result<GroupRead> {
-        check_name("group", group)?;
+        self.check_open(group, None)?;
         let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
@@ -1075,7 +1099,7 @@ impl Engine {
 
     /// The group's live items as the text of a JSON array of `{"key":…,"value":…}` objects.
     pub fn entries_json(&self, group: &str) -> Result<String> {
-        check_name("group", group)?;
+        self.check_open(group, None)?;
         let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
@@ -1092,7 +1116,7 @@ impl Engine {
 
     /// The group's live keys as the text of a JSON array of strings, in insertion order.
     pub fn keys_json(&self, group: &str) -> Result<String> {
-        check_name("group", group)?;
+        self.check_open(group, None)?;
         let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {
@@ -1103,7 +1127,7 @@ impl Engine {
 
     /// The group's live items, in insertion order.
     pub fn entries(&self, group: &str) -> Result<Vec<Entry>> {
-        check_name("group", group)?;
+        self.check_open(group, None)?;
         let now_ms = self.now_ms();
         Ok(self
             .read_group(group, |items| {

@@ -229,6 +229,16 @@ impl EventBus {
         self.count.fetch_sub(removed, Ordering::Release);
     }
 
+    /// Removes every subscriber (a closed store tells no one anything).
+    pub fn unsubscribe_all(&self) {
+        let mut registry = self.registry.write();
+        let removed =
+            registry.any_group.len() + registry.by_group.values().map(Vec::len).sum::<usize>();
+        registry.any_group.clear();
+        registry.by_group.clear();
+        self.count.fetch_sub(removed, Ordering::Release);
+    }
+
     /// Whether anyone listens at all (one atomic load).
     pub fn has_subscribers(&self) -> bool {
         self.count.load(Ordering::Acquire) > 0

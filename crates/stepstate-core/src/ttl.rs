@@ -95,6 +95,11 @@ impl ExpiryIndex {
         taken
     }
 
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.due.lock().clear();
+    }
+
     /// The earliest due time, if any entry is waiting.
     pub fn next_due(&self) -> Option<u64> {
         self.due.lock().first().map(|entry| entry.0)

@@ -12,9 +12,10 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::{
-    active_log, append_bytes, dump, file_contents, file_options, generations, open, set_len,
-    Faults, FaultyStorage, Rng, TempDir,
+    active_log, append_bytes, assert_open_fails_and_changes_nothing, dump, file_contents,
+    file_options, generations, open, set_len, Faults, FaultyStorage, Rng, TempDir,
 };
+use stepstate_core::log::watermark::Watermark;
 use stepstate_core::log::writer::{FileStorage, LogStorage};
 use stepstate_core::log::SyncPolicy;
 use stepstate_core::store::file::{last_ticket, StorageFactory};
@@ -53,24 +54,24 @@ fn flip_byte(path: &Path, offset: u64) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// Opening the store in `dir` fails with `CORRUPT` and leaves every file as it was.
-fn assert_open_is_corrupt_and_changes_nothing(dir: &Path) {
-    let before = file_contents(dir);
-    let err = Engine::open_file(
-        EngineOptions::default(),
-        file_options(dir, SyncPolicy::No, 64 << 20),
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), "CORRUPT", "{err}");
-    assert_eq!(file_contents(dir), before, "open_file changed the files");
+/// Writes keys `range` and closes; then sets the log's watermark back to its length before
+/// the last of them, as a crash before that record was synced leaves it.
+fn write_with_last_unsynced(dir: &Path, policy: SyncPolicy, range: std::ops::Range<u64>) {
+    let store = open(dir, policy, 64 << 20);
+    write_numbered(&store, range.start..range.end - 1);
+    store.close_file().unwrap();
+    let log = active_log(dir);
+    let before_last = std::fs::metadata(&log).unwrap().len();
+    let store = open(dir, policy, 64 << 20);
+    write_numbered(&store, range.end - 1..range.end);
+    store.close_file().unwrap();
+    Watermark::open(&log).unwrap().record(before_last).unwrap();
 }
 
 #[test]
-fn a_log_cut_in_the_middle_of_its_last_record_opens_with_the_prefix_and_continues() {
+fn a_log_cut_in_the_middle_of_its_last_unsynced_record_opens_with_the_prefix_and_continues() {
     let dir = TempDir::new("torn");
-    let store = open(dir.path(), SyncPolicy::No, 64 << 20);
-    write_numbered(&store, 0..50);
-    store.close_file().unwrap();
+    write_with_last_unsynced(dir.path(), SyncPolicy::No, 0..50);
     let log = active_log(dir.path());
     let len = std::fs::metadata(&log).unwrap().len();
     set_len(&log, len - 3);
@@ -87,7 +88,7 @@ fn a_log_cut_in_the_middle_of_its_last_record_opens_with_the_prefix_and_continue
 }
 
 #[test]
-fn garbage_after_the_last_record_is_dropped_with_or_without_a_torn_record_before_it() {
+fn garbage_after_the_synced_records_is_dropped_with_or_without_a_torn_record_before_it() {
     let dir = TempDir::new("garbage");
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     write_numbered(&store, 0..50);
@@ -97,8 +98,8 @@ fn garbage_after_the_last_record_is_dropped_with_or_without_a_torn_record_before
 
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(keys(&store), keys_of(0..50));
-    write_numbered(&store, 50..60);
     store.close_file().unwrap();
+    write_with_last_unsynced(dir.path(), SyncPolicy::EverySec, 50..60);
 
     let len = std::fs::metadata(&log).unwrap().len();
     set_len(&log, len - 7);
@@ -119,9 +120,9 @@ fn a_flipped_byte_in_the_middle_of_the_log_is_corrupt_and_leaves_every_file_unch
     flip_byte(&log, len / 2);
     let before = file_contents(dir.path());
 
-    assert_open_is_corrupt_and_changes_nothing(dir.path());
+    assert_open_fails_and_changes_nothing(dir.path(), "CORRUPT");
     // And again: still corrupt, still untouched.
-    assert_open_is_corrupt_and_changes_nothing(dir.path());
+    assert_open_fails_and_changes_nothing(dir.path(), "CORRUPT");
     assert_eq!(file_contents(dir.path()), before);
 }
 
@@ -139,7 +140,7 @@ fn a_flipped_byte_in_the_snapshot_is_corrupt_and_leaves_every_file_unchanged() {
     let len = std::fs::metadata(&snapshot).unwrap().len();
     flip_byte(&snapshot, len / 2);
 
-    assert_open_is_corrupt_and_changes_nothing(dir.path());
+    assert_open_fails_and_changes_nothing(dir.path(), "CORRUPT");
 }
 
 fn open_faulty(dir: &Path, policy: SyncPolicy) -> (Arc<Engine>, Arc<Faults>) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Faults, FaultyStorage, TempDir};
+use stepstate_core::log::watermark::Watermark;
 use stepstate_core::log::writer::FileStorage;
 use stepstate_core::log::{replay_log, LogRecord, LogWriter, SyncPolicy, WriterOptions};
 
@@ -176,11 +177,14 @@ fn open_append_continues_after_a_torn_tail_and_everything_replays() {
     let dir = TempDir::new("continue");
     let path = dir.0.join("log-0.log");
     let writer = LogWriter::create(&path, SyncPolicy::No, small_windows()).unwrap();
+    let mut before_last = 0;
     for i in 0..20 {
+        before_last = writer.len();
         writer.append(&put(&format!("k{i}"), &value_of(i))).unwrap();
     }
     writer.close().unwrap();
-    // Tear the last record.
+    // Tear the last record, as if a crash came before it was synced.
+    Watermark::open(&path).unwrap().record(before_last).unwrap();
     let len = std::fs::metadata(&path).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)

@@ -7,11 +7,12 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use super::snapshot::SNAPSHOT_MAGIC;
 use crate::error::{Error, Result};
-use crate::store::lock::DirLock;
+use crate::store::lock::{DirLock, LOCK_FILE_NAME};
 
 /// Suffix of files being written (snapshots before their rename); leftovers of a crash are
-/// deleted by [`StoreFiles::open`].
+/// deleted by [`StoreFiles::open`] once their content shows they are snapshots.
 pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// File name of the snapshot of `generation`: `snapshot-<generation>.snap`.
@@ -30,57 +31,107 @@ pub fn sync_directory(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// What a file name of a store directory is.
+/// What a file name of a store directory is. Only these names are ever written by a store;
+/// anything else in the directory is someone else's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FileKind {
     Snapshot(u64),
     Log(u64),
+    /// `log-<gen>.log.synced`, the log's synced watermark.
+    Watermark(u64),
+    /// `snapshot-<gen>.snap.tmp`, a snapshot being written.
     Temp,
+    Lock,
     Other,
 }
 
-fn classify(name: &str) -> FileKind {
-    if name.ends_with(TEMP_SUFFIX) {
-        return FileKind::Temp;
+/// The generation of a name `<prefix><digits><suffix>`.
+fn generation_of(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<u64>().ok()
+    } else {
+        None
     }
-    let generation = |digits: &str| {
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            digits.parse::<u64>().ok()
-        } else {
-            None
-        }
-    };
-    if let Some(g) = name
-        .strip_prefix("snapshot-")
-        .and_then(|rest| rest.strip_suffix(".snap"))
-        .and_then(generation)
-    {
-        return FileKind::Snapshot(g);
-    }
-    if let Some(g) = name
-        .strip_prefix("log-")
-        .and_then(|rest| rest.strip_suffix(".log"))
-        .and_then(generation)
-    {
-        return FileKind::Log(g);
-    }
-    FileKind::Other
 }
 
-/// Lists the kinds of the entries of `dir`, deleting nothing.
-fn scan(dir: &Path) -> Result<Vec<FileKind>> {
+fn classify(name: &str) -> FileKind {
+    if name == LOCK_FILE_NAME {
+        FileKind::Lock
+    } else if let Some(g) = generation_of(name, "snapshot-", ".snap") {
+        FileKind::Snapshot(g)
+    } else if generation_of(name, "snapshot-", ".snap.tmp").is_some() {
+        FileKind::Temp
+    } else if let Some(g) = generation_of(name, "log-", ".log") {
+        FileKind::Log(g)
+    } else if let Some(g) = generation_of(name, "log-", ".log.synced") {
+        FileKind::Watermark(g)
+    } else {
+        FileKind::Other
+    }
+}
+
+/// Lists the entries of `dir` with their kinds, deleting nothing.
+fn scan(dir: &Path) -> Result<Vec<(FileKind, PathBuf)>> {
     let io_err = |e: io::Error| Error::Io(format!("cannot list store {}: {e}", dir.display()));
     let mut kinds = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
-        let name = entry.file_name();
-        let kind = match name.to_str() {
-            Some(name) => classify(name),
-            None => FileKind::Other,
-        };
-        kinds.push(kind);
+        let kind = entry.file_name().to_str().map_or(FileKind::Other, classify);
+        kinds.push((kind, entry.path()));
     }
     Ok(kinds)
+}
+
+/// Refuses a directory holding anything a store does not write: opening it would mix the
+/// store's files with someone else's (and a store never touches files it did not write).
+fn refuse_foreign_entries(dir: &Path, entries: &[(FileKind, PathBuf)]) -> Result<()> {
+    let foreign: Vec<String> = entries
+        .iter()
+        .filter(|(kind, _)| *kind == FileKind::Other)
+        .filter_map(|(_, path)| path.file_name())
+        .map(|name| format!("{:?}", name.to_string_lossy()))
+        .take(3)
+        .collect();
+    if foreign.is_empty() {
+        // A store creates its LOCK before any other file and never deletes it: store-named
+        // files without one were not made by a store.
+        let has_lock = entries.iter().any(|(kind, _)| *kind == FileKind::Lock);
+        let unlocked = entries.iter().find(|(kind, _)| *kind != FileKind::Lock);
+        return match (has_lock, unlocked) {
+            (false, Some((_, path))) => Err(Error::InvalidArgument(format!(
+                "{} is not a stepstate store directory: it holds {:?} but no {LOCK_FILE_NAME} \
+                 file, which every store creates first; refusing to touch it",
+                dir.display(),
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ))),
+            _ => Ok(()),
+        };
+    }
+    Err(Error::InvalidArgument(format!(
+        "{} is not a stepstate store directory: it holds {}, which stepstate did not write; \
+         give the store a directory of its own (a new or empty one)",
+        dir.display(),
+        foreign.join(", ")
+    )))
+}
+
+/// Whether the file at `path` is a snapshot temp file that this store may delete: empty (a
+/// crash right after its creation) or starting with the snapshot magic.
+fn is_own_temp(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let io_err = |e: io::Error| Error::Io(format!("cannot read {}: {e}", path.display()));
+    let metadata = std::fs::symlink_metadata(path).map_err(io_err)?;
+    if !metadata.file_type().is_file() {
+        return Ok(false);
+    }
+    let mut head = Vec::with_capacity(SNAPSHOT_MAGIC.len());
+    File::open(path)
+        .map_err(io_err)?
+        .take(SNAPSHOT_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(io_err)?;
+    Ok(metadata.len() == 0 || head == SNAPSHOT_MAGIC)
 }
 
 /// An open, locked store directory and its recovery plan: the newest snapshot (if any) and
@@ -98,41 +149,51 @@ pub struct StoreFiles {
 }
 
 impl StoreFiles {
-    /// Opens the store directory `dir`: creates it (mode 0700) if missing, takes its lock
-    /// ([`Error::Locked`] if another process holds it), deletes leftover temp files, and
-    /// finds the newest snapshot and the logs at or after its generation.
+    /// Opens the store directory `dir`: creates it (mode 0700) if missing, refuses it
+    /// ([`Error::InvalidArgument`]) if it holds files a store does not write, takes its lock
+    /// ([`Error::Locked`] if another process holds it), deletes leftover snapshot temp files,
+    /// and finds the newest snapshot and the logs at or after its generation.
     ///
     /// Fails with [`Error::Corrupt`] when a log the plan needs is missing: the logs after the
     /// snapshot must be numbered without gaps starting at its generation (or at 0 without a
-    /// snapshot), since replaying around a hole would silently lose changes.
+    /// snapshot), a snapshot's own log must exist (compaction creates it first), and a log
+    /// whose watermark says bytes were synced must exist, since replaying around a hole would
+    /// silently lose changes. A temp file that is not a snapshot's is left alone and refused
+    /// the same way.
     pub fn open(dir: &Path) -> Result<StoreFiles> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| Error::Io(format!("cannot create store {}: {e}", dir.display())))?;
+        // Before the lock file is created: a foreign directory is left exactly as it was.
+        refuse_foreign_entries(dir, &scan(dir)?)?;
         let lock = DirLock::acquire(dir)?;
+        let entries = scan(dir)?;
+        refuse_foreign_entries(dir, &entries)?;
 
         let mut snapshots = Vec::new();
         let mut logs = Vec::new();
+        let mut watermarks = Vec::new();
         let mut removed_temp = false;
-        for entry in std::fs::read_dir(dir)
-            .map_err(|e| Error::Io(format!("cannot list store {}: {e}", dir.display())))?
-        {
-            let entry = entry
-                .map_err(|e| Error::Io(format!("cannot list store {}: {e}", dir.display())))?;
-            let name = entry.file_name();
-            match name.to_str().map(classify).unwrap_or(FileKind::Other) {
+        for (kind, path) in entries {
+            match kind {
                 FileKind::Snapshot(g) => snapshots.push(g),
                 FileKind::Log(g) => logs.push(g),
+                FileKind::Watermark(g) => watermarks.push(g),
                 FileKind::Temp => {
-                    let path = entry.path();
+                    if !is_own_temp(&path)? {
+                        return Err(Error::Corrupt(format!(
+                            "{} is not a stepstate snapshot being written; refusing to delete it",
+                            path.display()
+                        )));
+                    }
                     std::fs::remove_file(&path).map_err(|e| {
                         Error::Io(format!("cannot remove leftover {}: {e}", path.display()))
                     })?;
                     removed_temp = true;
                 }
-                FileKind::Other => {}
+                FileKind::Lock | FileKind::Other => {}
             }
         }
         if removed_temp {
@@ -144,14 +205,29 @@ impl StoreFiles {
         let base = snapshot_generation.unwrap_or(0);
         let mut log_generations: Vec<u64> = logs.into_iter().filter(|&g| g >= base).collect();
         log_generations.sort_unstable();
+        let missing = |expected: u64, found: String| {
+            Err(Error::Corrupt(format!(
+                "store {} is missing {} ({found}); refusing to open with less than was written",
+                dir.display(),
+                log_file_name(expected),
+            )))
+        };
         for (expected, &g) in (base..).zip(log_generations.iter()) {
             if g != expected {
-                return Err(Error::Corrupt(format!(
-                    "store {} is missing {} (found {} after it)",
-                    dir.display(),
-                    log_file_name(expected),
-                    log_file_name(g)
-                )));
+                return missing(expected, format!("found {} after it", log_file_name(g)));
+            }
+        }
+        if let (Some(g), true) = (snapshot_generation, log_generations.is_empty()) {
+            return missing(g, format!("{} was written after it", snapshot_file_name(g)));
+        }
+        for g in watermarks {
+            let log = dir.join(log_file_name(g));
+            let synced = super::watermark::read_watermark(&log).unwrap_or(0);
+            if g >= base && synced > 0 && !log_generations.contains(&g) {
+                return missing(
+                    g,
+                    format!("its watermark says {synced} bytes of it were synced"),
+                );
             }
         }
         Ok(StoreFiles {
@@ -216,7 +292,8 @@ impl StoreFiles {
         self.dir.join(snapshot_file_name(generation))
     }
 
-    /// Deletes the snapshots and logs older than `generation`, then syncs the directory.
+    /// Deletes the snapshots, logs and log watermarks older than `generation`, then syncs the
+    /// directory.
     /// Call it only once `snapshot-<generation>.snap` is installed: it is what makes them
     /// obsolete. Fails with [`Error::Io`] if that snapshot does not exist.
     pub fn retire_before(&self, generation: u64) -> Result<()> {
@@ -228,18 +305,14 @@ impl StoreFiles {
             )));
         }
         let mut removed = false;
-        for kind in scan(&self.dir)? {
-            let path = match kind {
-                FileKind::Snapshot(g) if g < generation => self.snapshot_path(g),
-                FileKind::Log(g) if g < generation => self.log_path(g),
+        for (kind, path) in scan(&self.dir)? {
+            match kind {
+                FileKind::Snapshot(g) | FileKind::Log(g) | FileKind::Watermark(g)
+                    if g < generation => {}
                 _ => continue,
-            };
+            }
             std::fs::remove_file(&path)
                 .map_err(|e| Error::Io(format!("cannot remove {}: {e}", path.display())))?;
-            if let FileKind::Log(_) = kind {
-                // Its synced watermark goes with it (absent is fine).
-                let _ = std::fs::remove_file(super::watermark::watermark_path(&path));
-            }
             removed = true;
         }
         if removed {
@@ -259,8 +332,11 @@ mod tests {
         assert_eq!(classify("snapshot-12.snap"), FileKind::Snapshot(12));
         assert_eq!(classify("log-0.log"), FileKind::Log(0));
         assert_eq!(classify("snapshot-3.snap.tmp"), FileKind::Temp);
+        assert_eq!(classify("log-7.log.synced"), FileKind::Watermark(7));
         assert_eq!(classify("log-+1.log"), FileKind::Other);
         assert_eq!(classify("log-.log"), FileKind::Other);
-        assert_eq!(classify("LOCK"), FileKind::Other);
+        assert_eq!(classify("notes.tmp"), FileKind::Other);
+        assert_eq!(classify("log-0.log.tmp"), FileKind::Other);
+        assert_eq!(classify("LOCK"), FileKind::Lock);
     }
 }

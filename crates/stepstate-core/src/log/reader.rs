@@ -6,14 +6,15 @@
 //!
 //! The rule (Redis's `aof-load-truncated`, made strict): replay stops at the first invalid
 //! record (a zero header, which ends the data; a length past the end of the file; a CRC
-//! mismatch; an undecodable payload). The rest of the file is then scanned for any valid
-//! record at any offset. If one exists and the damage lies within the part of the log known
-//! synced (its [`watermark`](super::watermark)), the damage is not at the tail: the replay
-//! fails with [`Error::Corrupt`] naming the file and offset, and the file is left untouched.
-//! If the damage lies past the watermark it is what a power loss leaves of unsynced pages
-//! (a hole before data the kernel wrote out of order): that tail is dropped, as the sync
-//! policy allows. Otherwise the remainder is a torn last record, garbage or zero padding.
-//! Either way the caller continues appending at [`ReplayStats::valid_len`], which cuts it off.
+//! mismatch; an undecodable payload). What is known synced (the log's
+//! [`watermark`](super::watermark)) must all be there: a file shorter than the watermark, or
+//! a stop before it, fails with [`Error::Corrupt`] naming the file and offset, and the file is
+//! left untouched. Past the watermark lies what the sync policy may lose: a torn last record,
+//! or what a power loss leaves of unsynced pages (a hole before data the kernel wrote out of
+//! order); that tail is dropped. A log without a readable watermark may only end in zeros
+//! (space preallocated and never written): any other damage is `CORRUPT`, since nothing shows
+//! it lies past what was synced. The caller continues appending at
+//! [`ReplayStats::valid_len`], which cuts the dropped tail off.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -22,6 +23,9 @@ use std::path::Path;
 
 use super::record::{check_frame, Frame, LogRecord, HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::error::{Error, Result};
+
+/// Why replay stopped when it met a zero header: the rest is space never written.
+const END_OF_DATA: &str = "end of data";
 
 /// Bytes read from the file at a time during replay and during the damage scan (8 MiB).
 const CHUNK: usize = 8 << 20;
@@ -54,7 +58,7 @@ pub fn replay_log(
     let mut start = 0usize; // position of the next frame in `buf`
     let mut buf_offset = 0u64; // file offset of buf[0]
     let mut records = 0u64;
-    let mut stop_reason = "end of data";
+    let mut stop_reason = END_OF_DATA;
 
     loop {
         let offset = buf_offset + start as u64;
@@ -109,15 +113,42 @@ pub fn replay_log(
 
     let valid_len = buf_offset + start as u64;
     drop(buf);
-    if valid_len < file_len && valid_len < super::watermark::read_watermark(path) {
-        if let Some(found) = find_valid_record(&file, valid_len + 1, file_len).map_err(io_err)? {
-            return Err(Error::Corrupt(format!(
-                "log {} is damaged at offset {valid_len} ({stop_reason}), within the part known \
-                 synced, and holds a valid record at offset {found}; refusing to drop data \
-                 (the file is left untouched)",
-                path.display()
-            )));
+    let corrupt = |what: String| {
+        Err(Error::Corrupt(format!(
+            "log {} {what}; refusing to open with less than was synced (the file is left \
+             untouched)",
+            path.display()
+        )))
+    };
+    match super::watermark::read_watermark(path) {
+        Some(synced) if file_len < synced => {
+            return corrupt(format!(
+                "is {file_len} bytes long, but its first {synced} bytes were synced: it was cut short"
+            ));
         }
+        Some(synced) if valid_len < synced => {
+            return corrupt(format!(
+                "is damaged at offset {valid_len} ({stop_reason}), within the {synced} bytes \
+                 known synced"
+            ));
+        }
+        Some(_) => {}
+        None if valid_len < file_len => {
+            // Without a watermark nothing shows which bytes were synced: only a tail of zeros
+            // (preallocated space never written) is known to hold nothing.
+            let damaged = stop_reason != END_OF_DATA
+                || find_valid_record(&file, valid_len + 1, file_len)
+                    .map_err(io_err)?
+                    .is_some();
+            if damaged {
+                return corrupt(format!(
+                    "is damaged at offset {valid_len} ({stop_reason}) and its synced watermark \
+                     {} is missing or unreadable, so the damage cannot be told from a torn write",
+                    super::watermark::watermark_path(path).display()
+                ));
+            }
+        }
+        None => {}
     }
     Ok(ReplayStats {
         records,

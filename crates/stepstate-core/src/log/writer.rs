@@ -184,6 +184,20 @@ fn extend_sparse(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens the watermark of the log at `path`, records `start_len` (the data already durable)
+/// and syncs the directory, so that the watermark exists on disk before the first append: a
+/// non-empty log without one was tampered with (see `watermark`).
+fn start_watermark(path: &Path, start_len: u64) -> io::Result<Watermark> {
+    let watermark = Watermark::open(path)?;
+    watermark.record(start_len)?;
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    sync_directory(parent)?;
+    Ok(watermark)
+}
+
 fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -277,9 +291,9 @@ struct Shared {
     durable: AtomicU64,
     syncs: AtomicU64,
     on_durable: Mutex<Option<Arc<DurableCallback>>>,
-    /// Where the synced length is recorded for recovery (see `watermark`); `None` when the
-    /// file could not be opened, which only makes recovery stricter.
-    watermark: Option<Watermark>,
+    /// Where the synced length is recorded for recovery (see `watermark`): after every sync,
+    /// before the synced records are reported durable.
+    watermark: Watermark,
 }
 
 /// Appends records to one log file; shared between threads through an `Arc`.
@@ -333,6 +347,12 @@ impl LogWriter {
     ) -> Result<LogWriter> {
         let page = page_size();
         let window_bytes = (options.window_bytes.max(1) as u64).div_ceil(page) * page;
+        let watermark = start_watermark(path, start_len).map_err(|e| {
+            Error::Io(format!(
+                "cannot record the synced length of log {}: {e}",
+                path.display()
+            ))
+        })?;
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             storage,
@@ -354,9 +374,7 @@ impl LogWriter {
             durable: AtomicU64::new(start_len),
             syncs: AtomicU64::new(0),
             on_durable: Mutex::new(None),
-            watermark: Watermark::open(path)
-                .and_then(|mark| mark.record(start_len).map(|()| mark))
-                .ok(),
+            watermark,
         });
         let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
@@ -536,6 +554,7 @@ impl LogWriter {
                     .storage
                     .set_len(len)
                     .and_then(|()| shared.storage.sync())
+                    .and_then(|()| shared.watermark.record(len))
                 {
                     Ok(()) => Ok(()),
                     Err(e) => Err(shared.poison(&mut state, "cannot truncate on close", e)),
@@ -613,14 +632,11 @@ impl Shared {
 }
 
 /// The sync thread: waits for work according to the policy, syncs without holding the lock,
-/// publishes the durable lsn and calls the callback; exits after the final sync on close.
-/// Minimum time between two updates of the synced watermark.
-const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
-
+/// records the synced length in the watermark, then publishes the durable lsn and calls the
+/// callback; exits after the final sync on close.
 fn run_syncer(shared: &Shared) {
     let mut state = shared.state.lock();
     let mut next_tick = Instant::now() + shared.interval;
-    let mut last_watermark = Instant::now();
     loop {
         if state.poisoned.is_some() {
             if state.closing {
@@ -656,7 +672,16 @@ fn run_syncer(shared: &Shared) {
         }
         let target = state.len;
         state.sync_requested = false;
-        let synced = MutexGuard::unlocked(&mut state, || shared.storage.sync());
+        // The watermark is recorded only once the log is synced (it must never claim more than
+        // is on disk) and before anything is reported durable (it must cover every write
+        // acknowledged under `always`).
+        let synced = MutexGuard::unlocked(&mut state, || {
+            shared.storage.sync().map_err(|e| ("cannot sync", e))?;
+            shared
+                .watermark
+                .record(target)
+                .map_err(|e| ("cannot record the synced length of", e))
+        });
         if shared.policy == SyncPolicy::EverySec {
             next_tick = Instant::now() + shared.interval;
         }
@@ -665,15 +690,6 @@ fn run_syncer(shared: &Shared) {
                 shared.durable.store(target, Ordering::Release);
                 shared.syncs.fetch_add(1, Ordering::Relaxed);
                 shared.durable_changed.notify_all();
-                if let Some(watermark) = &shared.watermark {
-                    if state.closing || last_watermark.elapsed() >= WATERMARK_INTERVAL {
-                        last_watermark = Instant::now();
-                        // A failed update leaves an older (lower) watermark: stricter, not wrong.
-                        MutexGuard::unlocked(&mut state, || {
-                            let _ = watermark.record(target);
-                        });
-                    }
-                }
                 let callback = shared.on_durable.lock().clone();
                 if let Some(callback) = callback {
                     MutexGuard::unlocked(&mut state, || {
@@ -683,8 +699,8 @@ fn run_syncer(shared: &Shared) {
                     });
                 }
             }
-            Err(e) => {
-                shared.poison(&mut state, "cannot sync", e);
+            Err((what, e)) => {
+                shared.poison(&mut state, what, e);
             }
         }
     }

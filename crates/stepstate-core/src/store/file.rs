@@ -146,10 +146,11 @@ pub(crate) struct Durability {
     policy: SyncPolicy,
     writer_options: WriterOptions,
     storage: Option<StorageFactory>,
-    /// The current log. Writers hold it shared from append until their change is applied in
-    /// memory; compaction takes it exclusively for the moment it switches logs, so that every
-    /// write in an older log is visible in memory before the snapshot reads it.
-    log: RwLock<Arc<LogWriter>>,
+    /// The current log; `None` once the store is closed (the writer, its file and its
+    /// watermark are released then). Writers hold it shared from append until their change is
+    /// applied in memory; compaction takes it exclusively for the moment it switches logs, so
+    /// that every write in an older log is visible in memory before the snapshot reads it.
+    log: RwLock<Option<Arc<LogWriter>>>,
     generation: AtomicU64,
     /// Ticket of byte 0 of the current log.
     base: AtomicU64,
@@ -178,7 +179,7 @@ impl Durability {
 /// A journaled write: holds the current log shared (so that it cannot be switched) until the
 /// change is applied in memory, and says where in which log the record ended.
 pub(crate) struct Journaled<'a> {
-    _log: parking_lot::RwLockReadGuard<'a, Arc<LogWriter>>,
+    _log: parking_lot::RwLockReadGuard<'a, Option<Arc<LogWriter>>>,
     /// The generation of the log the record went to.
     pub generation: u64,
     /// The offset just past the record in that log.
@@ -269,21 +270,19 @@ impl Engine {
             closed: AtomicBool::new(false),
             durable: Arc::default(),
             handles: AtomicUsize::new(0),
-            log: RwLock::new(Arc::new(log)),
+            log: RwLock::new(None),
         };
         durability
             .compact_at
             .store(durability.compact_threshold(live_bytes), Ordering::Relaxed);
-        durability.install_on_durable(&durability.log.read(), 0);
-        {
-            // The items recovery dropped because they expired while the store was closed are
-            // deleted in the log too, so that a later write of the same key is replayed at the
-            // end of its group, where the live store puts it.
-            let log = durability.log.read();
-            for (group, key) in &expired {
-                log.append(&LogRecord::Delete { group, key })?;
-            }
+        durability.install_on_durable(&log, 0);
+        // The items recovery dropped because they expired while the store was closed are
+        // deleted in the log too, so that a later write of the same key is replayed at the end
+        // of its group, where the live store puts it.
+        for (group, key) in &expired {
+            log.append(&LogRecord::Delete { group, key })?;
         }
+        *durability.log.write() = Some(Arc::new(log));
         engine.attach_durability(durability);
         Ok(engine)
     }
@@ -301,7 +300,10 @@ impl Engine {
             return Err(Error::Closed);
         }
         let log = durability.log.read();
-        let lsn = log.append(record)?;
+        let lsn = match log.as_ref() {
+            Some(writer) => writer.append(record)?,
+            None => return Err(Error::Closed),
+        };
         LAST_TICKET.with(|t| t.set(durability.base.load(Ordering::Acquire) + lsn));
         if lsn > durability.compact_at.load(Ordering::Relaxed)
             && !durability.compacting.swap(true, Ordering::AcqRel)
@@ -356,12 +358,15 @@ impl Engine {
         )?);
         {
             let mut current = durability.log.write();
-            current.close()?;
-            let base = durability.base.load(Ordering::Acquire) + current.len();
+            let Some(old_log) = current.as_ref() else {
+                return Err(Error::Closed);
+            };
+            old_log.close()?;
+            let base = durability.base.load(Ordering::Acquire) + old_log.len();
             durability.install_on_durable(&new_log, base);
             durability.base.store(base, Ordering::Release);
             durability.generation.store(generation, Ordering::Release);
-            *current = new_log;
+            *current = Some(new_log);
         }
         let live_bytes = self.write_snapshot(&durability.dir, generation, &durability.closed)?;
         if let Some(files) = durability.files.lock().as_ref() {
@@ -412,12 +417,14 @@ impl Engine {
             // The base is read under the log guard: compaction switches both under the write
             // lock, so reading the base first could pair the old base with the new, empty log.
             let log = d.log.read();
-            d.base.load(Ordering::Acquire) + log.durable_lsn()
+            d.base.load(Ordering::Acquire) + log.as_ref().map_or(0, |log| log.durable_lsn())
         })
     }
 
-    /// Flushes everything acknowledged, closes the log and releases the directory lock.
-    /// Later writes fail with `CLOSED`. Idempotent.
+    /// Flushes everything acknowledged, closes the log and releases the directory lock, then
+    /// everything the store holds: its file descriptors, threads, snapshot maps, items and
+    /// listeners ([`Engine::release`]), even while something still holds the engine. Later
+    /// calls fail with `CLOSED`. Idempotent.
     pub fn close_file(&self) -> Result<()> {
         let Some(durability) = self.durability() else {
             return Ok(());
@@ -427,8 +434,18 @@ impl Engine {
         }
         self.shut_down();
         let _no_compaction = durability.compaction.lock();
-        let result = durability.log.write().close();
+        let result = {
+            let mut slot = durability.log.write();
+            let result = slot.as_ref().map_or(Ok(()), |log| log.close());
+            if let Some(log) = slot.take() {
+                // Everything written is durable now (or never will be): the last ticket.
+                durability.base.fetch_add(log.len(), Ordering::AcqRel);
+            }
+            result
+        };
         durability.files.lock().take();
+        durability.durable.listeners.lock().clear();
+        self.release();
         result
     }
 }

@@ -213,6 +213,18 @@ pub fn file_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Opening the store in `dir` fails with `code` and leaves every file as it was.
+pub fn assert_open_fails_and_changes_nothing(dir: &Path, code: &str) {
+    let before = file_contents(dir);
+    let err = Engine::open_file(
+        EngineOptions::default(),
+        file_options(dir, SyncPolicy::No, 64 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), code, "{err}");
+    assert_eq!(file_contents(dir), before, "open_file changed the files");
+}
+
 /// Polls `done` every few milliseconds for at most `limit`; returns whether it became true.
 pub fn poll(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let started = std::time::Instant::now();
