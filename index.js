@@ -200,7 +200,7 @@ class DurableAcks {
   }
 
   keepAlive(on) {
-    if (this.keepingAlive === on) return
+    if (this.keepingAlive === on || this.watch === null) return
     this.keepingAlive = on
     native.durableRef(this.watch, on)
   }
@@ -210,6 +210,7 @@ class DurableAcks {
     if (err) this.fail(err)
     else this.reached(Number.MAX_SAFE_INTEGER)
     native.unwatchDurable(this.watch)
+    this.watch = null
   }
 }
 

@@ -238,16 +238,38 @@ describe('sharing one store inside a process', () => {
 })
 
 describe('damage on disk', () => {
-  it('opens with the intact prefix when the last record is torn or followed by garbage', async () => {
+  it('opens with the intact prefix when the last record, never synced, is torn or followed by garbage', async () => {
     const dir = tempDirectory()
     const state = await openFile(dir)
     for (let i = 0; i < 10; i++) await state.set('g', `k${i}`, { i })
     await state.close()
+    // The synced watermark as it stood before the last write: what a crash before that write
+    // was synced leaves on disk.
+    const watermark = join(dir, 'log-0.log.synced')
+    const syncedBeforeLast = readFileSync(watermark)
+    const again = await openFile(dir)
+    await again.set('g', 'k10', { i: 10 })
+    await again.close()
+    writeFileSync(watermark, syncedBeforeLast)
     const log = join(dir, 'log-0.log')
     truncateSync(log, statSync(log).size - 5) // tear the last record
     writeFileSync(log, Buffer.from('garbage that is not a record'), { flag: 'a' })
     const reopened = await openFile(dir)
-    expect(await reopened.keys('g')).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8'])
+    expect(await reopened.keys('g')).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9'])
+  })
+
+  it('refuses to open with CORRUPT when a record flushed by close is torn, and changes no file', async () => {
+    const dir = tempDirectory()
+    const state = await openFile(dir, { sync: 'always' })
+    for (let i = 0; i < 10; i++) await state.set('g', `k${i}`, { i })
+    await state.close()
+    const log = join(dir, 'log-0.log')
+    truncateSync(log, statSync(log).size - 5)
+    const before = storeFiles(dir)
+    const err = await StateManager.open({ adapter: 'file', path: dir }).catch((e) => e)
+    expect(err.code).toBe('CORRUPT')
+    expect(err.message).toContain('log-0.log')
+    expect(storeFiles(dir)).toEqual(before)
   })
 
   it('refuses to open with CORRUPT when a byte in the middle is flipped, and changes no file', async () => {
@@ -316,4 +338,27 @@ describe('TTL across restarts', () => {
     expect(await reopened.keys('g')).toEqual(['forever'])
     expect(existsSync(join(dir, 'log-0.log'))).toBe(true)
   })
+})
+
+describe('resources', () => {
+  const cycles = (dir: string, count: number, shell = '') => {
+    const script = join(__dirname, 'helpers', 'open-close-cycles.cjs')
+    const command = `${shell}exec "${process.execPath}" --expose-gc "${script}" "${root}" "${dir}" ${count}`
+    const child = spawnSync('bash', ['-c', command], { encoding: 'utf8', timeout: 120_000 })
+    expect(child.stderr).toBe('')
+    expect(child.status).toBe(0)
+    return JSON.parse(child.stdout) as Record<'before' | 'after', { fds: number; rss: number; heap: number }>
+  }
+
+  it('releases every descriptor and byte of a closed store over 1,000 open/close cycles with always, onChange and watch', () => {
+    const { before, after } = cycles(tempDirectory(), 1000)
+    // Each cycle writes ~100 KB and opens 2 descriptors: a leak of either shows at once.
+    expect(after.fds - before.fds).toBeLessThanOrEqual(3)
+    expect(after.heap - before.heap).toBeLessThan(16 * 1024 * 1024)
+  }, 120_000)
+
+  it('opens and closes a store 300 times under a limit of 256 descriptors', () => {
+    const { after } = cycles(tempDirectory(), 300, 'ulimit -n 256 && ')
+    expect(after.fds).toBeLessThan(64)
+  }, 120_000)
 })

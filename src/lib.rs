@@ -120,7 +120,7 @@ impl Handle {
         if self.shared_file {
             release_shared(&self.engine)
         } else {
-            self.engine.shut_down();
+            self.engine.release();
             Ok(())
         }
     }
@@ -373,11 +373,13 @@ pub fn last_ticket() -> f64 {
 
 type DurableCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
 
-/// A JS callback told the durable ticket after each sync of a file store's log.
+/// A JS callback told the durable ticket after each sync of a file store's log. The callback
+/// is released by `unwatchDurable`: it holds the JS function, which holds this watch, so
+/// waiting for garbage collection would keep both forever.
 pub struct DurableWatch {
     engine: Arc<Engine>,
     id: u64,
-    callback: Arc<Mutex<DurableCallback>>,
+    callback: Arc<Mutex<Option<DurableCallback>>>,
 }
 
 /// Like [`Subscription`]'s, a watch dropped unclosed stops being told.
@@ -397,20 +399,20 @@ pub fn watch_durable(
     callback: Function<f64, ()>,
 ) -> Result<External<DurableWatch>> {
     let engine = handle.engine()?;
-    let callback = Arc::new(Mutex::new(
+    let callback = Arc::new(Mutex::new(Some(
         callback
             .build_threadsafe_function::<f64>()
             .callee_handled::<false>()
             .weak::<true>()
             .build()?,
-    ));
+    )));
     let notify = callback.clone();
     // A ticket, or -1 when the log failed and nothing more will become durable.
     let id = engine.on_durable(Arc::new(move |ticket| {
         let value = ticket.map_or(-1.0, |ticket| ticket as f64);
-        notify
-            .lock()
-            .call(value, ThreadsafeFunctionCallMode::NonBlocking);
+        if let Some(callback) = notify.lock().as_ref() {
+            callback.call(value, ThreadsafeFunctionCallMode::NonBlocking);
+        }
     }));
     Ok(External::new(DurableWatch {
         engine: handle.engine.clone(),
@@ -425,18 +427,18 @@ pub fn watch_durable(
 #[allow(deprecated)]
 #[napi]
 pub fn durable_ref(env: Env, watch: &External<DurableWatch>, keep_alive: bool) -> Result<()> {
-    let mut callback = watch.callback.lock();
-    if keep_alive {
-        callback.refer(&env)
-    } else {
-        callback.unref(&env)
+    match watch.callback.lock().as_mut() {
+        Some(callback) if keep_alive => callback.refer(&env),
+        Some(callback) => callback.unref(&env),
+        None => Ok(()),
     }
 }
 
-/// Stops durability callbacks; idempotent.
+/// Stops durability callbacks and releases the callback; idempotent.
 #[napi]
 pub fn unwatch_durable(watch: &External<DurableWatch>) {
     watch.engine.remove_on_durable(watch.id);
+    drop(watch.callback.lock().take());
 }
 
 /// The sync policy of the store (`always`, `everysec` or `no`), or `memory`.
