@@ -88,6 +88,12 @@ pub trait LogStorage: Send + Sync + 'static {
     fn sync(&self) -> io::Result<()>;
     /// Sets the length of the file (used to drop the zero tail on close).
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The length of the file now, to notice another program cutting it while it is mapped
+    /// (touching a mapped page past the end of a file kills the process with `SIGBUS`).
+    /// Storage that cannot tell answers `u64::MAX`.
+    fn file_len(&self) -> io::Result<u64> {
+        Ok(u64::MAX)
+    }
 }
 
 /// The real [`LogStorage`]: a log file on disk.
@@ -150,6 +156,10 @@ impl LogStorage for FileStorage {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+
+    fn file_len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
     }
 }
 
@@ -607,6 +617,20 @@ impl Shared {
         error
     }
 
+    /// Fails when the file is shorter than what the writer allocated: another program cut it,
+    /// and a write to the mapped pages past its new end would kill the process (`SIGBUS`).
+    fn check_not_cut(&self, state: &State) -> io::Result<()> {
+        let len = self.storage.file_len()?;
+        if len < state.allocated {
+            return Err(io::Error::other(format!(
+                "another program cut it to {len} bytes while the store was open (it had {}); \
+                 the files of an open store must not be changed",
+                state.allocated
+            )));
+        }
+        Ok(())
+    }
+
     /// Makes the current window cover `start..end`, mapping a new one (allocated on disk
     /// first) starting at `start` rounded down to the page size if needed.
     fn ensure_window(&self, state: &mut State, start: u64, end: u64) -> io::Result<()> {
@@ -616,6 +640,8 @@ impl Shared {
             }
         }
         state.window = None;
+        // Allocating would silently extend a cut file with zeros over what it lost.
+        self.check_not_cut(state)?;
         let offset = start - start % self.page;
         let len = (end - offset).max(self.window_bytes).div_ceil(self.page) * self.page;
         let map_len = usize::try_from(len)
@@ -631,12 +657,18 @@ impl Shared {
     }
 }
 
+/// How often the sync thread checks that no other program cut the log while it is mapped.
+const CUT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The sync thread: waits for work according to the policy, syncs without holding the lock,
 /// records the synced length in the watermark, then publishes the durable lsn and calls the
-/// callback; exits after the final sync on close.
+/// callback; exits after the final sync on close. Once a second it also checks that the file
+/// was not cut by another program, and poisons the writer if it was, so that later writes
+/// fail with `IO` instead of killing the process.
 fn run_syncer(shared: &Shared) {
     let mut state = shared.state.lock();
     let mut next_tick = Instant::now() + shared.interval;
+    let mut next_check = Instant::now() + CUT_CHECK_INTERVAL;
     loop {
         if state.poisoned.is_some() {
             if state.closing {
@@ -645,8 +677,15 @@ fn run_syncer(shared: &Shared) {
             shared.wake_syncer.wait(&mut state);
             continue;
         }
-        let dirty = state.len > shared.durable.load(Ordering::Acquire);
         let now = Instant::now();
+        if now >= next_check {
+            next_check = now + CUT_CHECK_INTERVAL;
+            if let Err(e) = shared.check_not_cut(&state) {
+                shared.poison(&mut state, "cannot keep writing", e);
+                continue;
+            }
+        }
+        let dirty = state.len > shared.durable.load(Ordering::Acquire);
         let due = dirty
             && (state.closing
                 || state.sync_requested
@@ -660,14 +699,14 @@ fn run_syncer(shared: &Shared) {
                 break;
             }
             state.sync_requested = false;
+            let mut wake_at = next_check;
             if shared.policy == SyncPolicy::EverySec {
                 if now >= next_tick {
                     next_tick = now + shared.interval;
                 }
-                shared.wake_syncer.wait_until(&mut state, next_tick);
-            } else {
-                shared.wake_syncer.wait(&mut state);
+                wake_at = wake_at.min(next_tick);
             }
+            shared.wake_syncer.wait_until(&mut state, wake_at);
             continue;
         }
         let target = state.len;

@@ -106,6 +106,9 @@ impl LogStorage for FaultyStorage {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn file_len(&self) -> io::Result<u64> {
+        self.inner.file_len()
+    }
 }
 
 /// xorshift64*: small, seeded, good enough to pick operations.
