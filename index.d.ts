@@ -49,7 +49,11 @@ export type UpdateOp =
   | { type: 'remove'; path: Path }
   /** Precondition (compare-and-set): the value at `path` must deep-equal `value`, else the update fails with `test.failed`. */
   | { type: 'test'; path: Path; value: JsonValue }
-  /** JSON-Patch style: add/replace sets the value at `path`; test is the precondition above. */
+  /**
+   * JSON-Patch style: add/replace sets the value at `path` (replace writes as `set` does, so a
+   * missing member is set, not an error); test is the precondition above, the way to require
+   * that a value is there before replacing it.
+   */
   | { op: 'add' | 'replace' | 'test'; path: string; value: JsonValue }
   /** JSON-Patch style remove. */
   | { op: 'remove'; path: string }
@@ -207,7 +211,6 @@ export type StateErrorCode =
   | 'merge.target_not_object'
   | 'append.type_mismatch'
   | 'remove.root'
-  | 'replace.missing'
   | 'path.proto_polluted'
   | 'path.not_container'
   | 'path.invalid_index'
