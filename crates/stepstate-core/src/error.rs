@@ -29,10 +29,15 @@ pub enum Error {
     /// A value whose serialized JSON is larger than the store's `maxValueBytes`.
     /// Code `VALUE_TOO_LARGE`.
     ValueTooLarge { size: usize, limit: usize },
-    /// A value whose JSON text is longer than any store gives back
-    /// ([`crate::ops::MAX_VALUE_TEXT_BYTES`]): it could be stored but never read. Code
-    /// `VALUE_TOO_LARGE`.
-    TooLongToReadBack { size: usize, limit: usize },
+    /// JSON text longer than can be given back to the caller: a value longer than
+    /// [`crate::ops::MAX_VALUE_TEXT_BYTES`] (it could be stored but never read), or a reply
+    /// (a whole group, say) longer than the binding's largest string. `what` names it
+    /// (`the value`). Code `VALUE_TOO_LARGE`.
+    TooLongToReadBack {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
     /// The store directory is locked by another process. Code `LOCKED`.
     Locked(String),
     /// The files of a durable store are damaged before their tail. Code `CORRUPT`.
@@ -127,9 +132,9 @@ impl fmt::Display for Error {
                 f,
                 "value is {size} bytes of JSON, more than maxValueBytes ({limit})"
             ),
-            Error::TooLongToReadBack { size, limit } => write!(
+            Error::TooLongToReadBack { what, size, limit } => write!(
                 f,
-                "value is {size} bytes of JSON, more than the {limit} a value may have so that it can be read back"
+                "{what} is {size} bytes of JSON, more than the {limit} that can be read back"
             ),
             Error::Closed => f.write_str("the store is closed"),
         }

@@ -55,6 +55,7 @@ fn apply_within(stored: Option<&str>, ops: &[UpdateOp], limit: usize) -> Result<
     let applied = apply_unchecked(stored, ops)?;
     if applied.text.len() > limit {
         return Err(Error::TooLongToReadBack {
+            what: "the updated value",
             size: applied.text.len(),
             limit,
         });
