@@ -69,7 +69,14 @@ function setField(target, name, value) {
 
 /** Returned by `toJsonData` for what its fast path does not handle. */
 const UNHANDLED = Symbol('unhandled')
-const MAX_DEPTH = 64
+/**
+ * The deepest nesting of objects and arrays a stored value may have (the outermost counting as
+ * 1), as the op engine's `MAX_NESTING` (crates/stepstate-core/src/ops/path.rs): deeper values
+ * could not be read back (the engine's parser stops at 128, copies recurse) and are rejected.
+ */
+const MAX_NESTING = 100
+/** The fast copy takes containers at depth 0 to MAX_DEPTH, i.e. nesting up to MAX_NESTING. */
+const MAX_DEPTH = MAX_NESTING - 1
 
 /** A JSON number as JSON.parse(JSON.stringify(n)) gives it: -0 becomes 0, NaN/±Infinity null. */
 function jsonNumber(number) {
@@ -231,4 +238,4 @@ class ValueCache {
   }
 }
 
-module.exports = { ValueCache, DEFAULT_CACHE_BYTES, copyJson, toJsonData, withMembers, UNHANDLED }
+module.exports = { ValueCache, DEFAULT_CACHE_BYTES, MAX_NESTING, copyJson, toJsonData, withMembers, UNHANDLED }

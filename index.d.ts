@@ -49,7 +49,11 @@ export type UpdateOp =
   | { type: 'remove'; path: Path }
   /** Precondition (compare-and-set): the value at `path` must deep-equal `value`, else the update fails with `test.failed`. */
   | { type: 'test'; path: Path; value: JsonValue }
-  /** JSON-Patch style: add/replace sets the value at `path`; test is the precondition above. */
+  /**
+   * JSON-Patch style: add/replace sets the value at `path` (replace writes as `set` does, so a
+   * missing member is set, not an error); test is the precondition above, the way to require
+   * that a value is there before replacing it.
+   */
   | { op: 'add' | 'replace' | 'test'; path: string; value: JsonValue }
   /** JSON-Patch style remove. */
   | { op: 'remove'; path: string }
@@ -207,7 +211,6 @@ export type StateErrorCode =
   | 'merge.target_not_object'
   | 'append.type_mismatch'
   | 'remove.root'
-  | 'replace.missing'
   | 'path.proto_polluted'
   | 'path.not_container'
   | 'path.invalid_index'
@@ -292,7 +295,9 @@ export declare class StateManager<Groups extends Record<string, unknown> = Recor
    *
    * @returns `{ new_value, old_value }`, `old_value` being `null` when the key was absent.
    * @throws code `INVALID_VALUE` for a value that is not JSON (top-level undefined, function,
-   *   symbol, NaN, ±Infinity; a BigInt or a cycle anywhere); `VALUE_TOO_LARGE` above `maxValueBytes`.
+   *   symbol, NaN, ±Infinity; a BigInt or a cycle anywhere; nested more than 100 objects/arrays
+   *   deep; a getter, Proxy trap or toJSON that throws, as `cause`); `VALUE_TOO_LARGE` above
+   *   `maxValueBytes` or above 268,435,442 bytes of JSON (what can always be read back).
    */
   set<V = never, G extends GroupName<Groups> = GroupName<Groups>>(
     group: G,
@@ -385,8 +390,10 @@ export declare class StateManager<Groups extends Record<string, unknown> = Recor
    * @throws a {@link StateError} with `opIndex` and an op code (`test.failed`,
    *   `increment.not_number`, `merge.target_not_object`, `append.type_mismatch`,
    *   `path.proto_polluted`) or `INVALID_OP` for a malformed op, the store unchanged and no
-   *   event fired; `VALUE_TOO_LARGE` when the result exceeds `maxValueBytes`; a `TypeError`
-   *   (`INVALID_ARGUMENT`) when `ops` is not an array.
+   *   event fired (`path.too_deep` when the result or an op's value would nest more than 100
+   *   levels); `VALUE_TOO_LARGE` when the result exceeds `maxValueBytes` or 268,435,442 bytes;
+   *   a `TypeError` (`INVALID_ARGUMENT`) when `ops` is not an array. A getter or Proxy trap of
+   *   an op that throws is `INVALID_OP` with its `opIndex` and the error as `cause`.
    */
   update<V = never, G extends GroupName<Groups> = GroupName<Groups>>(
     group: G,
@@ -402,6 +409,9 @@ export declare class StateManager<Groups extends Record<string, unknown> = Recor
    *
    * @example const off = state.onChange(async (e) => { ... }, { group: 'orders', condition: (e) => e.event_type === 'state:created' })
    * @returns a function that unsubscribes (calling it twice is harmless).
+   * @throws synchronously, a `TypeError` (`INVALID_ARGUMENT`) for a listener that is not a
+   *   function, or a filter whose `group`/`key` is not a name (a non-empty string of at most
+   *   1024 bytes) or whose getter or Proxy trap throws (as `cause`); `CLOSED` after `close()`.
    */
   onChange<V = never, G extends GroupName<Groups> = GroupName<Groups>>(
     listener: NoInfer<ChangeListener<GroupChangeEvent<Groups, G, V>>>,

@@ -8,27 +8,48 @@
 
 const { EventEmitter } = require('node:events')
 const native = require('./binding.js')
-const { ValueCache, DEFAULT_CACHE_BYTES, copyJson, toJsonData, withMembers, UNHANDLED } = require('./cache.js')
+const { ValueCache, DEFAULT_CACHE_BYTES, MAX_NESTING, copyJson, toJsonData, withMembers, UNHANDLED } = require('./cache.js')
 
 const ERROR_FIELD_SEPARATOR = '\u001f'
 
+/**
+ * The longest JSON text of a value, in bytes of UTF-8: half of V8's largest string (2^29 − 24),
+ * less the 3 of `[,]`, so that a value, and an update's new and old values together, can always
+ * be given back (V8 makes no string of more UTF-8 bytes than that). The engine holds results of
+ * `update` to the same number (`MAX_VALUE_TEXT_BYTES` in crates/stepstate-core/src/ops/mod.rs).
+ */
+const MAX_VALUE_TEXT_BYTES = ((2 ** 29 - 24 - 3) / 2) | 0
+/** A text of at most this many UTF-16 units has at most MAX_VALUE_TEXT_BYTES bytes of UTF-8. */
+const SURELY_SHORT_ENOUGH = Math.floor(MAX_VALUE_TEXT_BYTES / 3)
+
 /** An error of the store; `code` is stable, `opIndex` names the failing op of an update. */
 class StateError extends Error {
-  constructor(code, message, opIndex) {
-    super(message)
+  constructor(code, message, opIndex, options) {
+    super(message, options)
     this.name = 'StateError'
     this.code = code
     if (opIndex !== undefined) this.opIndex = opIndex
   }
 }
 
-function makeError(code, message, opIndex) {
+/** An error with its code; `cause` is what the caller's own code threw, when it threw. */
+function makeError(code, message, opIndex, cause) {
+  const options = cause === undefined ? undefined : { cause }
   if (code === 'INVALID_ARGUMENT') {
-    const err = new TypeError(message)
+    const err = new TypeError(message, options)
     err.code = code
     return err
   }
-  return new StateError(code, message, opIndex)
+  return new StateError(code, message, opIndex, options)
+}
+
+/** What a caller's getter, Proxy trap or toJSON threw, for a message. */
+function reason(err) {
+  try {
+    return err instanceof Error ? err.message : String(err)
+  } catch {
+    return 'an unprintable value'
+  }
 }
 
 /** Turns an error thrown by the binding back into a StateError with its code. */
@@ -69,12 +90,55 @@ function serialize(value, action, group, key) {
   try {
     text = JSON.stringify(value)
   } catch (err) {
-    throw makeError('INVALID_VALUE', `${action} ${itemName(group, key)}: value is not JSON: ${err.message}`)
+    throw makeError('INVALID_VALUE', `${action} ${itemName(group, key)}: value is not JSON: ${reason(err)}`, undefined, err)
   }
   if (text === undefined || (typeof value === 'number' && !Number.isFinite(value))) {
     throw makeError('INVALID_VALUE', `${action} ${itemName(group, key)}: ${describe(value)} is not a JSON value`)
   }
   return text
+}
+
+/**
+ * The value JSON.parse makes of `text` (JSON.stringify's output for a value the fast copy did not
+ * take: toJSON, class instances, deep values), checked to nest at most MAX_NESTING objects and
+ * arrays, so that what is stored can be read back and updated.
+ */
+function parseStorable(text, action, group, key) {
+  let value
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw makeError('INVALID_VALUE', `${action} ${itemName(group, key)}: value cannot be read back: ${reason(err)}`, undefined, err)
+  }
+  if (nestsDeeper(value, MAX_NESTING)) {
+    throw makeError(
+      'INVALID_VALUE',
+      `${action} ${itemName(group, key)}: value nests objects/arrays more than ${MAX_NESTING} levels deep, more than a stored value may have`,
+    )
+  }
+  return value
+}
+
+/** Whether a parsed JSON value nests objects and arrays more than `room` levels deep. */
+function nestsDeeper(value, room) {
+  if (typeof value !== 'object' || value === null) return false
+  if (room === 0) return true
+  const items = Array.isArray(value) ? value : Object.values(value)
+  for (let i = 0; i < items.length; i++) if (nestsDeeper(items[i], room - 1)) return true
+  return false
+}
+
+/** Rejects a value whose JSON text could be stored but not given back (see MAX_VALUE_TEXT_BYTES);
+ *  an O(1) length check unless the text is hundreds of megabytes long. */
+function checkTextLength(text, action, group, key) {
+  if (text.length <= SURELY_SHORT_ENOUGH) return
+  const bytes = Buffer.byteLength(text)
+  if (bytes > MAX_VALUE_TEXT_BYTES) {
+    throw makeError(
+      'VALUE_TOO_LARGE',
+      `${action} ${itemName(group, key)}: value is ${bytes} bytes of JSON, more than the ${MAX_VALUE_TEXT_BYTES} that can be read back`,
+    )
+  }
 }
 
 function isNonJsonNumber(value) {
@@ -84,37 +148,59 @@ function isNonJsonNumber(value) {
 /** JSON text of an op list. JSON.stringify would turn NaN into null and drop functions
  *  silently, so top-level op values that are not JSON are rejected here with their index. */
 function serializeOps(ops, group, key) {
-  if (!Array.isArray(ops)) {
+  // A Proxy (revoked, or with a throwing trap) as the list is a bad argument, with its error.
+  let length
+  try {
+    length = Array.isArray(ops) ? ops.length : -1
+  } catch (err) {
+    throw makeError('INVALID_ARGUMENT', `update ${itemName(group, key)}: reading ops threw: ${reason(err)}`, undefined, err)
+  }
+  if (length < 0) {
     throw makeError('INVALID_ARGUMENT', `update ${itemName(group, key)}: ops must be an array, got ${describe(ops)}`)
   }
-  const opError = (index, what) =>
-    makeError('INVALID_OP', `update ${itemName(group, key)}: op ${index}: ${what}`, index)
-  for (let index = 0; index < ops.length; index++) {
-    const op = ops[index]
+  const opError = (index, what, cause) =>
+    makeError('INVALID_OP', `update ${itemName(group, key)}: op ${index}: ${what}`, index, cause)
+  for (let index = 0; index < length; index++) {
+    let op
+    try {
+      op = ops[index]
+    } catch (err) {
+      throw makeError('INVALID_ARGUMENT', `update ${itemName(group, key)}: reading ops threw: ${reason(err)}`, undefined, err)
+    }
     if (op === null || typeof op !== 'object') continue // the engine names what is wrong
-    const value = op.value
+    let value
+    let by
+    try {
+      value = op.value
+      by = op.by
+    } catch (err) {
+      throw opError(index, `reading the op threw: ${reason(err)}`, err)
+    }
     if (isNonJsonNumber(value) || typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') {
       throw opError(index, `value ${describe(value)} is not a JSON value`)
     }
-    if (isNonJsonNumber(op.by)) throw opError(index, `by must be a finite number, got ${op.by}`)
+    if (isNonJsonNumber(by)) throw opError(index, `by must be a finite number, got ${by}`)
   }
   try {
     return JSON.stringify(ops)
   } catch (err) {
-    for (let index = 0; index < ops.length; index++) {
+    for (let index = 0; index < length; index++) {
       try {
         JSON.stringify(ops[index])
       } catch (inner) {
-        throw opError(index, `not JSON: ${inner.message}`)
+        throw opError(index, `not JSON: ${reason(inner)}`, inner)
       }
     }
-    throw opError(0, `not JSON: ${err.message}`)
+    throw opError(0, `not JSON: ${reason(err)}`, err)
   }
 }
 
 function parseOrNull(text) {
   return text == null ? null : JSON.parse(text)
 }
+
+/** The longest group or key, in bytes of UTF-8 (the engine checks names it is given). */
+const MAX_NAME_BYTES = 1024
 
 const ADAPTERS = ['memory', 'file']
 const SYNC_POLICIES = ['always', 'everysec', 'no']
@@ -222,17 +308,35 @@ function ttlMillis(ttl, what) {
   return Math.max(1, Math.ceil(ttl * 1000))
 }
 
+/** The filter's fields, each read once; a getter or Proxy trap that throws is a bad argument. */
 function checkFilter(filter) {
   if (filter === undefined) return {}
   if (filter === null || typeof filter !== 'object') {
     throw makeError('INVALID_ARGUMENT', `filter must be an object, got ${describe(filter)}`)
   }
-  if (filter.group !== undefined) checkName('filter.group', filter.group)
-  if (filter.key !== undefined) checkName('filter.key', filter.key)
-  if (filter.condition !== undefined && typeof filter.condition !== 'function') {
+  let group
+  let key
+  let condition
+  try {
+    ;({ group, key, condition } = filter)
+  } catch (err) {
+    throw makeError('INVALID_ARGUMENT', `reading the filter threw: ${reason(err)}`, undefined, err)
+  }
+  if (group !== undefined) checkFilterName('filter.group', group)
+  if (key !== undefined) checkFilterName('filter.key', key)
+  if (condition !== undefined && typeof condition !== 'function') {
     throw makeError('INVALID_ARGUMENT', 'filter.condition must be a function')
   }
-  return filter
+  return { group, key, condition }
+}
+
+/** A filter name is checked like the name it must match: no longer than MAX_NAME_BYTES. */
+function checkFilterName(what, name) {
+  checkName(what, name)
+  const bytes = Buffer.byteLength(name)
+  if (bytes > MAX_NAME_BYTES) {
+    throw makeError('INVALID_ARGUMENT', `${what} is ${bytes} bytes long; at most ${MAX_NAME_BYTES} bytes are allowed`)
+  }
 }
 
 /**
@@ -248,7 +352,13 @@ class StateManager extends EventEmitter {
 
   constructor(options = {}) {
     super()
-    const settings = checkOptions(options)
+    let settings
+    try {
+      settings = checkOptions(options)
+    } catch (err) {
+      if (typeof err?.code === 'string') throw err
+      throw makeError('INVALID_ARGUMENT', `reading the options threw: ${reason(err)}`, undefined, err)
+    }
     this._closed = false
     this._subscriptions = new Set()
     this._watchers = new Set() // the `finish` of every open watch() iterator
@@ -296,14 +406,33 @@ class StateManager extends EventEmitter {
     const handle = this._handle || (await this._ready())
     checkName('group', group)
     checkName('key', key)
-    if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
-      throw makeError('INVALID_ARGUMENT', `set ${itemName(group, key)}: options must be an object`)
+    let ttlMs = -1
+    if (opts !== undefined) {
+      if (opts === null || typeof opts !== 'object') {
+        throw makeError('INVALID_ARGUMENT', `set ${itemName(group, key)}: options must be an object`)
+      }
+      let ttl
+      try {
+        ttl = opts.ttl
+      } catch (err) {
+        throw makeError('INVALID_ARGUMENT', `set ${itemName(group, key)}: reading opts.ttl threw: ${reason(err)}`, undefined, err)
+      }
+      if (ttl !== undefined) ttlMs = ttlMillis(ttl, 'opts.ttl')
     }
-    const ttlMs = opts === undefined || opts.ttl === undefined ? -1 : ttlMillis(opts.ttl, 'opts.ttl')
     // An object or array is copied as JSON data first and that copy stringified: the copy is
-    // `new_value`, with no JSON.parse of the text. Anything else goes text first.
-    const data = typeof value === 'object' && value !== null ? toJsonData(value) : UNHANDLED
+    // `new_value`, with no JSON.parse of the text (the copy also bounds its nesting). Anything
+    // else goes text first, and is parsed back and checked before anything is stored.
+    let data = UNHANDLED
+    if (typeof value === 'object' && value !== null) {
+      try {
+        data = toJsonData(value)
+      } catch (err) {
+        throw makeError('INVALID_VALUE', `set ${itemName(group, key)}: reading the value threw: ${reason(err)}`, undefined, err)
+      }
+    }
     const text = data === UNHANDLED ? serialize(value, 'set', group, key) : JSON.stringify(data)
+    checkTextLength(text, 'set', group, key)
+    const newValue = data === UNHANDLED ? parseStorable(text, 'set', group, key) : data
     const cache = this._cache
     const cached = cache.item(group, key)
     let old
@@ -313,7 +442,6 @@ class StateManager extends EventEmitter {
       throw fromNative(err)
     }
     const oldValue = old === true ? cached.value : parseOrNull(old)
-    const newValue = data === UNHANDLED ? JSON.parse(text) : data
     cache.putItem(group, key, native.lastVersion(), copyJson(newValue), text.length)
     const acknowledged = this._acknowledged()
     if (acknowledged !== undefined) await acknowledged
@@ -513,7 +641,11 @@ class StateManager extends EventEmitter {
       if (!subscription.active) return
       subscription.active = false
       this._subscriptions.delete(subscription)
-      if (subscription.native !== null) native.unsubscribe(subscription.native)
+      // The native callback holds `deliver`, which holds this subscription: let go of the
+      // native side here, or neither could ever be collected.
+      const subscribed = subscription.native
+      subscription.native = null
+      if (subscribed !== null) native.unsubscribe(subscribed)
     }
     this._subscriptions.add(subscription)
     return subscription.off

@@ -68,7 +68,7 @@ async function main() {
   build()
   await stage('type tests', bin('tsc'), ['-p', '__test__/types'])
   await stage('javascript specs', bin('vitest'), ['run'])
-  const conformance = ['methods', 'update', 'errors', 'concurrency', 'events', 'ttl', 'cache'].map((name) => `__test__/${name}.spec.ts`)
+  const conformance = ['methods', 'update', 'errors', 'hostile-input', 'concurrency', 'events', 'ttl', 'cache'].map((name) => `__test__/${name}.spec.ts`)
   await stage('conformance: the same specs on the file store', bin('vitest'), ['run', ...conformance], {
     STEPSTATE_TEST_ADAPTER: 'file',
   })

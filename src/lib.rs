@@ -142,9 +142,23 @@ impl Drop for Handle {
     }
 }
 
+/// V8's largest string on 64-bit platforms, in units (`v8::String::kMaxLength`, 2^29 − 24).
+const MAX_JS_STRING_LENGTH: usize = (1 << 29) - 24;
+
 /// A JS string with `text`'s contents. ASCII text (most JSON) is handed to V8 as Latin-1,
 /// which it copies as is, instead of decoding UTF-8: several times faster for large texts.
+///
+/// V8 refuses to make a string of more than [`MAX_JS_STRING_LENGTH`] bytes of UTF-8 or Latin-1;
+/// such a text is refused here with `VALUE_TOO_LARGE` rather than an empty generic failure. A
+/// single value never gets there (see `MAX_VALUE_TEXT_BYTES`); a whole group may.
 fn js_text<'env>(env: &'env Env, text: &str) -> Result<JsString<'env>> {
+    if text.len() > MAX_JS_STRING_LENGTH {
+        return Err(to_js(Error::TooLongToReadBack {
+            what: "the reply",
+            size: text.len(),
+            limit: MAX_JS_STRING_LENGTH,
+        }));
+    }
     if text.is_ascii() {
         env.create_string_latin1(text.as_bytes())
     } else {
@@ -665,7 +679,7 @@ pub struct Subscription {
     engine: Arc<Engine>,
     id: u64,
     queue: Arc<EventQueue>,
-    ready: Arc<Mutex<EventCallback>>,
+    ready: Arc<Mutex<Option<EventCallback>>>,
 }
 
 /// A subscription garbage-collected without `unsubscribe` (its manager dropped unclosed) leaves
@@ -682,15 +696,18 @@ thread_local! {
     /// Callbacks of subscriptions owned by this JS thread that a write on this same thread has
     /// just given events: the write function refs them before returning, so the process does
     /// not exit before the events of its own writes are delivered.
-    static PENDING_HERE: std::cell::RefCell<Vec<Arc<Mutex<EventCallback>>>> =
+    static PENDING_HERE: std::cell::RefCell<Vec<Arc<Mutex<Option<EventCallback>>>>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
 // `refer`/`unref` are deprecated as reference counting; here they tell the event loop whether
 // to wait for the callback, which is what napi_ref/unref_threadsafe_function are for.
 #[allow(deprecated)]
-fn set_keep_alive(env: &Env, callback: &Mutex<EventCallback>, keep_alive: bool) {
+fn set_keep_alive(env: &Env, callback: &Mutex<Option<EventCallback>>, keep_alive: bool) {
     let mut callback = callback.lock();
+    let Some(callback) = callback.as_mut() else {
+        return; // unsubscribed: released already
+    };
     let _ = if keep_alive {
         callback.refer(env)
     } else {
@@ -719,20 +736,19 @@ pub fn subscribe(
     ready: Function<(), ()>,
 ) -> Result<External<Subscription>> {
     let engine = handle.engine()?;
-    let ready: Arc<Mutex<EventCallback>> = Arc::new(Mutex::new(
+    let ready: Arc<Mutex<Option<EventCallback>>> = Arc::new(Mutex::new(Some(
         ready
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
             .weak::<true>()
             .build_callback(|_| Ok(()))?,
-    ));
+    )));
     let owner = std::thread::current().id();
     let callback = ready.clone();
     let notify = Box::new(move || {
-        let delivered = callback
-            .lock()
-            .call((), ThreadsafeFunctionCallMode::NonBlocking)
-            == Status::Ok;
+        let delivered = callback.lock().as_ref().is_some_and(|ready| {
+            ready.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+        });
         if delivered && std::thread::current().id() == owner {
             PENDING_HERE.with(|pending| pending.borrow_mut().push(callback.clone()));
         }
@@ -757,9 +773,12 @@ pub fn drain_events<'env>(
     js_text(env, &subscription.queue.drain())
 }
 
-/// Ends a subscription; idempotent.
+/// Ends a subscription; idempotent. The callback is released here, not when the external is
+/// collected: it holds the JS function that holds the external, a cycle through a GC root.
 #[napi]
 pub fn unsubscribe(env: Env, subscription: &External<Subscription>) {
     subscription.engine.events().unsubscribe(subscription.id);
     set_keep_alive(&env, &subscription.ready, false);
+    let released = subscription.ready.lock().take();
+    drop(released);
 }

@@ -29,6 +29,15 @@ pub enum Error {
     /// A value whose serialized JSON is larger than the store's `maxValueBytes`.
     /// Code `VALUE_TOO_LARGE`.
     ValueTooLarge { size: usize, limit: usize },
+    /// JSON text longer than can be given back to the caller: a value longer than
+    /// [`crate::ops::MAX_VALUE_TEXT_BYTES`] (it could be stored but never read), or a reply
+    /// (a whole group, say) longer than the binding's largest string. `what` names it
+    /// (`the value`). Code `VALUE_TOO_LARGE`.
+    TooLongToReadBack {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
     /// The store directory is locked by another process. Code `LOCKED`.
     Locked(String),
     /// The files of a durable store are damaged before their tail. Code `CORRUPT`.
@@ -50,7 +59,7 @@ impl Error {
             Error::InvalidValue(_) => "INVALID_VALUE",
             Error::InvalidOp { .. } => "INVALID_OP",
             Error::Op { code, .. } => code,
-            Error::ValueTooLarge { .. } => "VALUE_TOO_LARGE",
+            Error::ValueTooLarge { .. } | Error::TooLongToReadBack { .. } => "VALUE_TOO_LARGE",
             Error::Locked(_) => "LOCKED",
             Error::Corrupt(_) => "CORRUPT",
             Error::Closed => "CLOSED",
@@ -122,6 +131,10 @@ impl fmt::Display for Error {
             Error::ValueTooLarge { size, limit } => write!(
                 f,
                 "value is {size} bytes of JSON, more than maxValueBytes ({limit})"
+            ),
+            Error::TooLongToReadBack { what, size, limit } => write!(
+                f,
+                "{what} is {size} bytes of JSON, more than the {limit} that can be read back"
             ),
             Error::Closed => f.write_str("the store is closed"),
         }

@@ -17,6 +17,8 @@
 //! Parsing ([`parse_ops`]) checks every op before any is applied, so a malformed op anywhere
 //! fails the update even when an earlier `test` would also fail:
 //! - `INVALID_ARGUMENT` ([`Error::InvalidArgument`]): the text is not JSON or not an array.
+//! - `path.too_deep` (with `opIndex`): an op nested too deep for the JSON parser (128 levels),
+//!   which is deeper than any value may be ([`path::MAX_NESTING`]).
 //! - `INVALID_OP` (with `opIndex`): an op that is not an object; both or neither of `type` and
 //!   `op`, or one that is not a string; an unknown name (`{op:'set'}` and `{type:'add'}` are
 //!   unknown too, with a hint); a missing path where one is required; a path that is not a
@@ -36,6 +38,8 @@
 //!   to the length, or `-`, appends).
 //! - `path.too_deep`: the written value would end up nested deeper than
 //!   [`path::MAX_NESTING`] objects/arrays, which could not be read back.
+//! - `VALUE_TOO_LARGE` ([`Error::TooLongToReadBack`]): the result's JSON text is longer than
+//!   [`MAX_VALUE_TEXT_BYTES`], which could not be read back.
 //! - `increment.not_number` / `decrement.not_number`: the target exists and is not a number.
 //! - `increment.overflow` / `decrement.overflow`: the double result is ±Infinity (e.g.
 //!   `1e308 + 1e308`), which JSON cannot hold.
@@ -44,7 +48,6 @@
 //! - `append.type_mismatch`: the append target is neither an array nor a string, or it is a
 //!   string and the value is not.
 //! - `remove.root`: a remove of the root (`''` or `[]`); use `delete(group, key)` instead.
-//! - `replace.missing`: a JSON Patch replace of something that does not exist.
 //! - `test.failed`: the value at the path is not deep-equal to the expected value, or nothing
 //!   is there.
 //!
@@ -61,6 +64,10 @@
 //! - `set` on an array index replaces that element; `add` inserts before it (RFC 6902).
 //!   Both append at `-` or at the length, and both create missing intermediates (RFC 6902 would
 //!   require the parent to exist).
+//! - JSON Patch `replace` writes exactly as `set` does: of a missing member it sets it (RFC 6902
+//!   would fail), since the documented examples use it that way (a login `replace`s a
+//!   `last_login` the user was created without). A `test` before it is the strict
+//!   precondition.
 //! - Removing an array element shifts the later ones down (like `splice`), leaving no hole;
 //!   removing or merging object members keeps the order of the other keys.
 //! - `append` pushes its value as one element even when it is an array; a missing target
@@ -177,11 +184,23 @@ impl UpdateOp {
     }
 }
 
+/// The largest JSON text, in bytes of UTF-8, of a value a store keeps: half of V8's largest
+/// string (2^29 − 24 units), less the 3 bytes of `[,]`, so that a value, and an update's new and
+/// old values together, can always be handed back to JavaScript (which turns UTF-8 of more than
+/// 2^29 − 24 bytes into no string at all). The result of an `update` longer than this fails with
+/// `VALUE_TOO_LARGE`; the Node.js binding checks `set` against the same number.
+pub const MAX_VALUE_TEXT_BYTES: usize = ((1 << 29) - 24 - 3) / 2;
+
 /// Parses `ops_json`, the text of `JSON.stringify(ops)`, into ops, checking every op before
 /// returning (see the module docs for the codes).
 pub fn parse_ops(ops_json: &str) -> Result<Vec<UpdateOp>> {
-    let parsed: Value = serde_json::from_str(ops_json)
-        .map_err(|err| Error::InvalidArgument(format!("ops is not valid JSON: {err}")))?;
+    let parsed: Value = serde_json::from_str(ops_json).map_err(|err| {
+        if err.to_string().starts_with("recursion limit exceeded") {
+            too_deep_op(ops_json)
+        } else {
+            Error::InvalidArgument(format!("ops is not valid JSON: {err}"))
+        }
+    })?;
     let Value::Array(items) = parsed else {
         return Err(Error::InvalidArgument(format!(
             "ops must be an array of update ops, got {}",
@@ -193,6 +212,44 @@ pub fn parse_ops(ops_json: &str) -> Result<Vec<UpdateOp>> {
         .enumerate()
         .map(|(index, raw)| parse_op(index, raw))
         .collect()
+}
+
+/// The `path.too_deep` error of the first op in `ops_json` (an array) nested deeper than
+/// serde_json parses (128 levels), which is deeper than any value may be
+/// ([`MAX_NESTING`]): the op's position is found by walking the text, on this error path only.
+fn too_deep_op(ops_json: &str) -> Error {
+    let (mut depth, mut index, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in ops_json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                // The op list is depth 1, an op object depth 2, its value's containers below.
+                if depth > MAX_NESTING + 2 {
+                    break;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => index += 1,
+            _ => {}
+        }
+    }
+    Error::op(
+        "path.too_deep",
+        index,
+        format!(
+            "op {index}: nests objects/arrays more than {MAX_NESTING} deep, more than a stored value may have"
+        ),
+    )
 }
 
 /// How many distinct op lists [`parse_ops_cached`] keeps per thread before starting over.
@@ -464,6 +521,52 @@ pub(crate) mod tests {
         let ops = parse_ops(&ops.to_string()).expect("ops parse");
         apply_ops(&mut value, &ops).expect("ops apply");
         value
+    }
+
+    /// An object nested `levels` objects deep: `{"a":{"a":...{}}}`.
+    fn nested_object(levels: usize) -> String {
+        format!(
+            "{}{}",
+            "{\"a\":".repeat(levels - 1) + "{",
+            "}".repeat(levels)
+        )
+    }
+
+    #[test]
+    fn an_op_value_nested_too_deep_to_parse_is_path_too_deep_at_its_index() {
+        let ops = format!(
+            r#"[{{"type":"set","path":"a","value":"[{{}}]"}},{{"op":"add","path":"/b","value":{}}}]"#,
+            nested_object(300)
+        );
+        match parse_ops(&ops) {
+            Err(err) => {
+                assert_eq!(err.code(), "path.too_deep");
+                assert_eq!(err.op_index(), Some(1));
+            }
+            Ok(_) => panic!("an op nested 300 deep parsed"),
+        }
+    }
+
+    #[test]
+    fn an_op_value_nested_deeper_than_a_value_may_be_is_path_too_deep_at_its_index() {
+        for levels in [101, 125, 126, 127, 128, 200] {
+            let ops = format!(
+                r#"[{{"type":"set","path":"","value":{}}}]"#,
+                nested_object(levels)
+            );
+            let code = match parse_ops(&ops) {
+                Ok(parsed) => {
+                    let err = apply_ops(&mut json!({}), &parsed).unwrap_err();
+                    assert_eq!(err.op_index(), Some(0), "{levels}");
+                    err.code()
+                }
+                Err(err) => {
+                    assert_eq!(err.op_index(), Some(0), "{levels}");
+                    err.code()
+                }
+            };
+            assert_eq!(code, "path.too_deep", "{levels}");
+        }
     }
 
     /// Parses and applies `ops`, expecting an error, and returns its code.

@@ -43,7 +43,27 @@ pub struct Applied {
 
 /// [`apply_to_text`] that also tells which top-level members changed, when the ops touched
 /// only some of them.
+///
+/// A result longer than [`super::MAX_VALUE_TEXT_BYTES`] fails with `VALUE_TOO_LARGE` (it could
+/// never be read back); its nesting is bounded by the ops (`path.too_deep`).
 pub fn apply_to_text_with_members(stored: Option<&str>, ops: &[UpdateOp]) -> Result<Applied> {
+    apply_within(stored, ops, super::MAX_VALUE_TEXT_BYTES)
+}
+
+/// [`apply_to_text_with_members`] with a result of at most `limit` bytes.
+fn apply_within(stored: Option<&str>, ops: &[UpdateOp], limit: usize) -> Result<Applied> {
+    let applied = apply_unchecked(stored, ops)?;
+    if applied.text.len() > limit {
+        return Err(Error::TooLongToReadBack {
+            what: "the updated value",
+            size: applied.text.len(),
+            limit,
+        });
+    }
+    Ok(applied)
+}
+
+fn apply_unchecked(stored: Option<&str>, ops: &[UpdateOp]) -> Result<Applied> {
     let whole = |text: Result<String>| {
         text.map(|text| Applied {
             text,
@@ -234,6 +254,24 @@ mod tests {
 
     fn fast(stored: &str, ops: &str) -> Result<String> {
         apply_to_text(Some(stored), &parse_ops(ops).unwrap())
+    }
+
+    #[test]
+    fn an_update_whose_result_is_longer_than_can_be_read_back_is_value_too_large() {
+        let ops = parse_ops(r#"[{"type":"append","path":"s","value":"abc"}]"#).unwrap();
+        let stored = r#"{"s":"0123456789"}"#;
+        let fits = apply_within(Some(stored), &ops, stored.len() + 3).unwrap();
+        assert_eq!(fits.text, r#"{"s":"0123456789abc"}"#);
+        let err = apply_within(Some(stored), &ops, stored.len() + 2).unwrap_err();
+        assert_eq!(err.code(), "VALUE_TOO_LARGE");
+        let err = apply_within(None, &ops, 5).unwrap_err();
+        assert_eq!(err.code(), "VALUE_TOO_LARGE");
+    }
+
+    #[test]
+    fn the_new_and_old_values_of_an_update_fit_in_one_javascript_string_together() {
+        let v8_max_string_length = (1 << 29) - 24;
+        assert!(2 * crate::ops::MAX_VALUE_TEXT_BYTES + "[,]".len() <= v8_max_string_length);
     }
 
     #[test]

@@ -1,0 +1,47 @@
+// Subscribes and unsubscribes many times, then prints how much the heap and the resident set
+// grew, after forced garbage collections: `node --expose-gc subscription-churn.cjs
+// <onChange|watch> <count> <memory|file> <directory>`. Run by hostile-input.spec.ts.
+'use strict'
+const { StateManager } = require('../../index.js')
+
+const [mode, countText, adapter, directory] = process.argv.slice(2)
+const count = Number(countText)
+
+async function churn(state, times) {
+  for (let i = 0; i < times; i++) {
+    if (mode === 'watch') {
+      const iterator = state.watch({ group: 'g' })
+      await iterator.return()
+    } else {
+      state.onChange(() => {}, { group: 'g' })()
+    }
+  }
+}
+
+/** Lets finalizers and closed native callbacks run, collecting between turns. */
+async function settle() {
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    global.gc()
+  }
+}
+
+async function main() {
+  const state = adapter === 'file' ? await StateManager.open({ adapter: 'file', path: directory }) : new StateManager()
+  // One round first, so that the allocator's high-water mark is reached; a leak grows again
+  // with every round after it.
+  await churn(state, count)
+  await settle()
+  const before = process.memoryUsage()
+  await churn(state, count)
+  await state.set('g', 'k', 1) // the store still works
+  await settle()
+  const after = process.memoryUsage()
+  await state.close()
+  process.stdout.write(JSON.stringify({ heapGrowth: after.heapUsed - before.heapUsed, rssGrowth: after.rss - before.rss }))
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
