@@ -1,6 +1,9 @@
-//! The engine owns every group and key of one store: where items live, their insertion order,
-//! the locks that make each write atomic, and the write path (`set`, `update`, `delete`,
-//! `clear`).
+//! The engine owns every group and key of one in-process store: where items live, their
+//! insertion order, their versions, and the locks that make each write atomic. What a write
+//! does is decided by the rules of [`write`](crate::write); the engine applies them under the
+//! item's group lock in the one order every store follows (journal, apply, publish). A durable
+//! store gives it a [`Journal`] that records each change before it becomes visible; without
+//! one the store lives in memory only. The engine knows nothing of files.
 //!
 //! Layout: groups are spread over [`SHARDS`] shards, each a `RwLock<HashMap<group, Group>>`, and
 //! each group has its own `RwLock`. A read takes one shard lock *shared* and its group lock
@@ -12,24 +15,24 @@
 //! the caller (the Node binding) can copy it straight into its own string type.
 
 use crate::error::{Error, Result};
-use crate::events::{Change, EventBus, EventType, Reason};
-use crate::log::{LogRecord, SnapshotWriter};
+use crate::events::{EventBus, Reason};
+use crate::json::push_json_string;
+use crate::log::LogRecord;
 use crate::ops;
-use crate::store::file::{Durability, Journaled};
-use crate::ttl::{self, Clock, ExpiryIndex, SystemClock};
+use crate::text::Text;
+use crate::ttl::{Clock, ExpiryIndex, SystemClock};
+use crate::write::{self, check_name, Item, Rules, Stored};
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 use std::hash::BuildHasher;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+pub use crate::write::{Ttl, MAX_NAME_BYTES};
+
 /// How many shards the group map is split into. A power of two, so a hash picks one with a mask.
 pub const SHARDS: usize = 32;
-
-/// Longest accepted group name or key, in bytes of UTF-8 (SPEC "Methods").
-pub const MAX_NAME_BYTES: usize = 1024;
 
 /// How often the background sweep looks for expired items. Expiry events fire within about
 /// this long after the expiry time (SPEC asks for "about a second").
@@ -48,6 +51,16 @@ pub struct EngineOptions {
     pub clock: Arc<dyn Clock>,
 }
 
+impl EngineOptions {
+    /// The write rules these settings give.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            max_value_bytes: self.max_value_bytes,
+            default_ttl_ms: self.default_ttl_ms,
+        }
+    }
+}
+
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
@@ -56,15 +69,6 @@ impl Default for EngineOptions {
             clock: Arc::new(SystemClock),
         }
     }
-}
-
-/// The TTL a `set` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ttl {
-    /// The store's default TTL, if it has one; otherwise the item never expires.
-    Default,
-    /// Expire this many milliseconds after the write.
-    Millis(u64),
 }
 
 /// A version of an item or a group: every write gives the item and its group a new one, drawn
@@ -87,6 +91,8 @@ pub struct WriteResult {
     /// When the ops changed only some members of an object: those members, as the text of a
     /// JSON object of name to new value (see [`ops::Applied`]).
     pub changed_members: Option<String>,
+    /// The journal's ticket for the write (0 without a journal): see [`Journaled::ticket`].
+    pub ticket: u64,
 }
 
 /// What [`Engine::set_owned`] returns.
@@ -98,6 +104,49 @@ pub struct Replaced {
     pub old_version: Version,
     /// The version of the value written.
     pub version: Version,
+    /// The journal's ticket for the write (0 without a journal): see [`Journaled::ticket`].
+    pub ticket: u64,
+}
+
+/// What [`Engine::delete_owned`] returns for a key that was there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    /// The removed value, as stored.
+    pub old: Box<str>,
+    /// Its version.
+    pub old_version: Version,
+    /// The journal's ticket for the removal (0 without a journal).
+    pub ticket: u64,
+}
+
+/// Where an engine records each change before it becomes visible: a durable store's log. The
+/// engine calls it under the item's group lock and applies the change while it holds the
+/// returned [`Journaled`]; it never learns how or where the record is kept.
+pub trait Journal: Send + Sync {
+    /// Records `record`, or fails (then nothing changes): `CLOSED` once the store is closed,
+    /// `IO` when the record cannot be written.
+    fn append(&self, record: &LogRecord<'_>) -> Result<Journaled<'_>>;
+}
+
+/// A recorded change, holding what the journal needs held until the change is applied (a log
+/// that must not be switched meanwhile).
+pub struct Journaled<'a> {
+    /// A number that only grows over the life of the store, for waiting until the change is
+    /// durable (see the file store's acknowledgements).
+    pub ticket: u64,
+    /// Where the record went, in the journal's own terms; kept on the item's group (see
+    /// [`Engine::visit_groups`]).
+    pub position: (u64, u64),
+    /// Released once the change is applied.
+    pub hold: parking_lot::MappedRwLockReadGuard<'a, ()>,
+}
+
+/// What a committed change of one item replaced and became.
+struct Committed {
+    /// The item it replaced: its text and version.
+    old: Option<(Text, Version)>,
+    version: Version,
+    ticket: u64,
 }
 
 /// What [`Engine::group_json_since`] returns.
@@ -120,73 +169,6 @@ pub struct Entry {
     pub value: String,
 }
 
-/// A stored value's JSON text: on the heap, or in a snapshot file that the engine has mapped
-/// (values recovered from a snapshot stay there, out of the heap, until they are written).
-#[derive(Debug)]
-enum Text {
-    Heap(Box<str>),
-    Mapped(MappedStr),
-}
-
-/// Text inside one of the engine's snapshot maps (`Engine::maps`). A map is dropped only
-/// after every slot pointing into it was re-pointed or copied to the heap under its group's
-/// write lock, and the text is read only under a group lock, so it is valid whenever read.
-#[derive(Debug, Clone, Copy)]
-struct MappedStr {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: a `MappedStr` is a shared view of immutable bytes (see above), like a `&'static str`
-// for as long as any slot holds it.
-unsafe impl Send for MappedStr {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for MappedStr {}
-
-impl MappedStr {
-    fn new(text: &str) -> MappedStr {
-        MappedStr {
-            ptr: std::ptr::NonNull::from(text).cast(),
-            len: text.len(),
-        }
-    }
-
-    fn is_within(&self, map: &[u8]) -> bool {
-        let start = map.as_ptr() as usize;
-        let at = self.ptr.as_ptr() as usize;
-        at >= start && at + self.len <= start + map.len()
-    }
-}
-
-impl std::ops::Deref for Text {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            Text::Heap(text) => text,
-            // SAFETY: the bytes are valid UTF-8 (they were a `&str` when mapped) and alive
-            // (see `MappedStr`).
-            Text::Mapped(mapped) => unsafe {
-                std::str::from_utf8_unchecked(std::slice::from_raw_parts(
-                    mapped.ptr.as_ptr(),
-                    mapped.len,
-                ))
-            },
-        }
-    }
-}
-
-impl Text {
-    /// The text as an owned box: a copy when it is mapped (a mapped text must not leave the
-    /// group lock it was read under).
-    fn into_boxed(self) -> Box<str> {
-        match self {
-            Text::Heap(text) => text,
-            Text::Mapped(_) => Box::from(&*self),
-        }
-    }
-}
-
 /// One stored item.
 #[derive(Debug)]
 struct Slot {
@@ -199,7 +181,14 @@ struct Slot {
 
 impl Slot {
     fn is_live(&self, now_ms: u64) -> bool {
-        !ttl::is_expired(self.expires_at_ms, now_ms)
+        write::is_live(self.expires_at_ms, now_ms)
+    }
+
+    fn item(&self) -> Item<'_> {
+        Item {
+            value: &self.value,
+            expires_at_ms: self.expires_at_ms,
+        }
     }
 }
 
@@ -215,7 +204,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
 struct Group {
     index: HashMap<Arc<str>, usize>,
     slots: Vec<Option<Slot>>,
-    /// Log generation and end offset of the last journaled change to this group (file store).
+    /// Where the journal put the last change to this group ([`Journaled::position`]).
     last_write: (u64, u64),
     /// The version of the last change to this group.
     version: Version,
@@ -314,11 +303,9 @@ pub struct Engine {
     released: AtomicBool,
     /// The last [`Version`] handed out.
     versions: AtomicU64,
-    /// The snapshot maps that slots' [`Text::Mapped`] values point into (file store).
-    maps: parking_lot::Mutex<Vec<memmap2::Mmap>>,
     this: Weak<Engine>,
-    /// The log and files of a file store; unset for an in-memory store.
-    durability: OnceLock<Durability>,
+    /// Where changes are recorded before they become visible; unset for an in-memory store.
+    journal: OnceLock<Arc<dyn Journal>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -326,43 +313,6 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("options", &self.options)
             .finish_non_exhaustive()
-    }
-}
-
-/// Lets the kernel drop the pages of a read-only file map from this process's memory (they
-/// come back from the page cache, or the file, when read again).
-fn release_pages(map: &memmap2::Mmap) {
-    // SAFETY: the map is read-only and backed by a file that no one writes: after DONTNEED its
-    // pages read back exactly as they were.
-    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
-}
-
-/// Checks a group name or key: a non-empty string of at most [`MAX_NAME_BYTES`] bytes.
-pub fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "{what} must be a non-empty string"
-        )));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(name_too_long(what, name.len()));
-    }
-    Ok(())
-}
-
-/// The error for a group name or key of `len` bytes, more than [`MAX_NAME_BYTES`].
-pub fn name_too_long(what: &str, len: usize) -> Error {
-    Error::InvalidArgument(format!(
-        "{what} is {len} bytes long; at most {MAX_NAME_BYTES} bytes are allowed"
-    ))
-}
-
-/// Appends `text` to `out` as a JSON string literal (keys and names in the JSON the engine
-/// builds by hand: group arrays, entries, events, updated objects).
-pub(crate) fn push_json_string(out: &mut String, text: &str) {
-    // Serializing a &str into a String cannot fail.
-    if let Ok(quoted) = serde_json::to_string(text) {
-        out.push_str(&quoted);
     }
 }
 
@@ -396,42 +346,27 @@ impl Engine {
             shut_down: AtomicBool::new(false),
             released: AtomicBool::new(false),
             versions: AtomicU64::new(0),
-            maps: parking_lot::Mutex::new(Vec::new()),
             this: this.clone(),
-            durability: OnceLock::new(),
+            journal: OnceLock::new(),
         })
     }
 
-    pub(crate) fn durability(&self) -> Option<&Durability> {
-        self.durability.get()
+    /// Makes every later change go through `journal` first. Once only: a second journal is
+    /// ignored.
+    pub fn attach_journal(&self, journal: Arc<dyn Journal>) {
+        let _ = self.journal.set(journal);
     }
 
-    pub(crate) fn attach_durability(&self, durability: Durability) {
-        let _ = self.durability.set(durability);
-    }
-
-    pub(crate) fn strong(&self) -> Option<Arc<Engine>> {
+    /// The engine itself, while anyone holds it (for threads it starts).
+    pub fn strong(&self) -> Option<Arc<Engine>> {
         self.this.upgrade()
     }
 
     /// Applies one record found by recovery, as it was committed: no checks, no events, no
-    /// journal. Expired items are kept in place until [`Engine::finish_recovery`], so that a
-    /// later overwrite in the log finds them where the live store had them.
-    pub(crate) fn apply_recovered(&self, record: &LogRecord<'_>) {
-        self.apply_recovered_as(record, |value| Text::Heap(Box::from(value)));
-    }
-
-    /// [`Engine::apply_recovered`] for a record of the snapshot mapped as `map`: the value stays
-    /// in the map. The caller hands the map to [`Engine::adopt_map`] once recovery succeeded.
-    pub(crate) fn apply_recovered_mapped(&self, record: &LogRecord<'_>, map: &[u8]) {
-        self.apply_recovered_as(record, |value| {
-            let mapped = MappedStr::new(value);
-            debug_assert!(mapped.is_within(map));
-            Text::Mapped(mapped)
-        });
-    }
-
-    fn apply_recovered_as(&self, record: &LogRecord<'_>, text: impl FnOnce(&str) -> Text) {
+    /// journal; `text` makes the stored text of a `Put`'s value. Expired items are kept in
+    /// place until [`Engine::finish_recovery`], so that a later overwrite in the log finds them
+    /// where the live store had them.
+    pub fn apply_recovered(&self, record: &LogRecord<'_>, text: impl FnOnce(&str) -> Text) {
         match *record {
             LogRecord::Put {
                 group,
@@ -451,80 +386,65 @@ impl Engine {
         }
     }
 
-    /// Keeps `map`, which values recovered by [`Engine::apply_recovered_mapped`] point into,
-    /// for as long as they do, and lets the kernel drop its pages from this process's memory:
-    /// they stay in the page cache and come back on first read.
-    pub(crate) fn adopt_map(&self, map: memmap2::Mmap) {
-        release_pages(&map);
-        self.maps.lock().push(map);
+    /// Calls `visit` with the text of `group`/`key`, if it exists, under its group's write lock
+    /// (a durable store re-points values into a new snapshot's map). Versions do not change.
+    pub fn with_value_mut(&self, group: &str, key: &str, visit: impl FnOnce(&mut Text)) {
+        self.write_existing_group(group, |items| {
+            if let Some(slot) = items.get_mut(key) {
+                visit(&mut slot.value);
+            }
+        });
     }
 
-    /// After a compaction installed the snapshot at `path`: points every value equal to its
-    /// record in the new snapshot into a map of it (whether it was on the heap or in an older
-    /// map), copies any value still in an older map to the heap, then drops the older maps, so
-    /// that deleted snapshot files do not stay pinned on disk. Values keep their versions.
-    /// When the new snapshot cannot be mapped, every mapped value moves to the heap instead.
-    pub(crate) fn adopt_snapshot(&self, path: &Path) {
-        let map = crate::log::map_snapshot(path).ok();
-        if let Some(map) = &map {
-            let parsed = crate::log::parse_snapshot(map, path, |record| {
-                if let LogRecord::Put {
-                    group, key, value, ..
-                } = record
-                {
-                    self.write_existing_group(group, |items| {
-                        if let Some(slot) = items.get_mut(key) {
-                            if *slot.value == *value {
-                                slot.value = Text::Mapped(MappedStr::new(value));
-                            }
-                        }
-                    });
-                }
-                Ok(())
-            });
-            debug_assert!(parsed.is_ok(), "a snapshot just written reads back");
-        }
-        let keep: &[u8] = map.as_deref().unwrap_or(&[]);
+    /// Calls `visit` with the text of every item, one group at a time under its write lock.
+    pub fn for_each_value_mut(&self, mut visit: impl FnMut(&mut Text)) {
         for shard in self.shards.iter() {
             let groups = shard.groups.read();
             for cell in groups.values() {
                 let mut items = cell.write();
                 for slot in items.slots.iter_mut().flatten() {
-                    if let Text::Mapped(mapped) = slot.value {
-                        if !mapped.is_within(keep) {
-                            slot.value = Text::Heap(Box::from(&*slot.value));
-                        }
-                    }
+                    visit(&mut slot.value);
                 }
             }
         }
-        self.maps.lock().clear();
-        if let Some(map) = map {
-            self.adopt_map(map);
-        }
     }
 
-    /// How many values are served from snapshot maps, and how many maps are held (for tests
-    /// and diagnostics; `(0, 0)` for an in-memory engine).
-    #[doc(hidden)]
-    pub fn mapped_values(&self) -> (usize, usize) {
-        let mut mapped = 0;
+    /// Calls `visit` for every group, one at a time under its read lock, with its name, the
+    /// journal position of its last change and its live items (key, text, expiry) in
+    /// insertion order; stops at the first error `visit` returns. A durable store writes its
+    /// snapshots with it.
+    pub fn visit_groups(
+        &self,
+        mut visit: impl FnMut(
+            &str,
+            (u64, u64),
+            &mut dyn Iterator<Item = (&str, &str, u64)>,
+        ) -> Result<()>,
+    ) -> Result<()> {
+        let now_ms = self.now_ms();
         for shard in self.shards.iter() {
-            for cell in shard.groups.read().values() {
+            let groups: Vec<(Arc<str>, Arc<RwLock<Group>>)> = shard
+                .groups
+                .read()
+                .iter()
+                .map(|(name, cell)| (name.clone(), cell.clone()))
+                .collect();
+            for (name, cell) in groups {
                 let items = cell.read();
-                mapped += items
+                let mut live = items
                     .iter()
-                    .filter(|slot| matches!(slot.value, Text::Mapped(_)))
-                    .count();
+                    .filter(|slot| slot.is_live(now_ms))
+                    .map(|slot| (&*slot.key, &*slot.value, slot.expires_at_ms));
+                visit(&name, items.last_write, &mut live)?;
             }
         }
-        (mapped, self.maps.lock().len())
+        Ok(())
     }
 
     /// Ends recovery: drops the items that expired while the store was closed (no events:
     /// nobody could listen yet), indexes the remaining expiries for the sweep, and returns the
     /// bytes of live data and the dropped items (which the caller deletes in the log).
-    pub(crate) fn finish_recovery(&self) -> (u64, Vec<(Arc<str>, Arc<str>)>) {
+    pub fn finish_recovery(&self) -> (u64, Vec<(Arc<str>, Arc<str>)>) {
         let now_ms = self.now_ms();
         let mut live_bytes = 0u64;
         let mut expiring = Vec::new();
@@ -557,59 +477,6 @@ impl Engine {
         (live_bytes, dropped)
     }
 
-    /// Writes every live item into `snapshot-<generation>` in `dir`, one group at a time under
-    /// its read lock; gives up (removing the temp file) once `closed` is set. Returns the bytes
-    /// of live data written.
-    pub(crate) fn write_snapshot(
-        &self,
-        dir: &Path,
-        generation: u64,
-        closed: &AtomicBool,
-    ) -> Result<u64> {
-        let mut snapshot = SnapshotWriter::create(dir, generation)?;
-        let now_ms = self.now_ms();
-        let mut live_bytes = 0u64;
-        for shard in self.shards.iter() {
-            let groups: Vec<(Arc<str>, Arc<RwLock<Group>>)> = shard
-                .groups
-                .read()
-                .iter()
-                .map(|(name, cell)| (name.clone(), cell.clone()))
-                .collect();
-            for (name, cell) in groups {
-                if closed.load(Ordering::Acquire) {
-                    return Err(Error::Closed);
-                }
-                let items = cell.read();
-                let (written_in, log_offset) = items.last_write;
-                snapshot.put(&LogRecord::GroupMark {
-                    group: &name,
-                    log_offset: if written_in == generation {
-                        log_offset
-                    } else {
-                        0
-                    },
-                })?;
-                for slot in items.iter().filter(|slot| slot.is_live(now_ms)) {
-                    live_bytes += (name.len() + slot.key.len() + slot.value.len()) as u64;
-                    snapshot.put(&LogRecord::Put {
-                        group: &name,
-                        key: &slot.key,
-                        value: &slot.value,
-                        expires_at_ms: slot.expires_at_ms,
-                    })?;
-                }
-            }
-        }
-        snapshot.finish()?;
-        Ok(live_bytes)
-    }
-
-    /// The engine's settings.
-    pub fn options(&self) -> &EngineOptions {
-        &self.options
-    }
-
     /// The subscribers to this engine's change events.
     pub fn events(&self) -> &EventBus {
         &self.events
@@ -631,8 +498,8 @@ impl Engine {
         key.map_or(Ok(()), |key| check_name("key", key))
     }
 
-    /// Drops everything the store holds: every item, the expiry index, the snapshot maps and
-    /// every change subscriber (with what its callback holds), and stops the sweep. For a
+    /// Drops everything the store holds: every item, the expiry index and every change
+    /// subscriber (with what its callback holds), and stops the sweep. For a
     /// store that is closed: whatever still references the engine (a subscription's handle
     /// that JavaScript has not collected yet) keeps only the empty shell.
     pub fn release(&self) {
@@ -642,8 +509,6 @@ impl Engine {
             drop(std::mem::take(&mut *shard.groups.write()));
             shard.expiry.clear();
         }
-        // After the items: mapped values point into these maps.
-        self.maps.lock().clear();
         self.events.unsubscribe_all();
     }
 
@@ -661,23 +526,8 @@ impl Engine {
         self.options.clock.now_ms()
     }
 
-    fn check_size(&self, text: &str) -> Result<()> {
-        match self.options.max_value_bytes {
-            Some(limit) if text.len() > limit => Err(Error::ValueTooLarge {
-                size: text.len(),
-                limit,
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    /// The absolute expiry of an item written now with `ttl` (0 = never).
-    fn expiry_for(&self, ttl: Ttl) -> u64 {
-        let ttl_ms = match ttl {
-            Ttl::Millis(ms) => Some(ms),
-            Ttl::Default => self.options.default_ttl_ms,
-        };
-        ttl_ms.map_or(0, |ms| ttl::expires_at(self.now_ms(), ms))
+    fn rules(&self) -> Rules {
+        self.options.rules()
     }
 
     /// Records a new expiry in the shard's index and makes sure the sweep runs.
@@ -715,59 +565,76 @@ impl Engine {
     }
 
     /// Removes the item if it has expired, firing its expiry event; the caller then sees the
-    /// key as absent. Returns whether it removed something.
-    /// Journaled like a delete, so that replay puts a later write of the key at the end of
-    /// its group, as the live store does.
+    /// key as absent ([`write::live`]). Returns whether it removed something. Journaled like a
+    /// delete, so that replay puts a later write of the key at the end of its group, as the
+    /// live store does.
     fn remove_if_expired(&self, group: &str, items: &mut Group, key: &str) -> Result<bool> {
+        let now_ms = self.now_ms();
         let expired = items
             .get(key)
-            .is_some_and(|slot| slot.expires_at_ms != 0 && !slot.is_live(self.now_ms()));
+            .is_some_and(|slot| write::live(Some(slot.item()), now_ms).is_none());
         if expired {
-            let _journal = self.journal_into(items, &LogRecord::Delete { group, key })?;
-            if let Some(slot) = items.remove(key, self.next_version()) {
-                self.publish_removal(group, &slot, Some(Reason::Expired));
-            }
+            self.commit(group, items, key, None, Some(Reason::Expired))?;
         }
         Ok(expired)
     }
 
-    /// Journals a change to `items` (see [`Engine::journal`]) and remembers where it went.
+    /// Records a change to `items` in the journal, if there is one, and remembers where it
+    /// went. The returned guard must be held until the change is applied.
     fn journal_into(
         &self,
         items: &mut Group,
         record: &LogRecord<'_>,
     ) -> Result<Option<Journaled<'_>>> {
-        let journaled = self.journal(record)?;
-        if let Some(journaled) = &journaled {
-            items.last_write = (journaled.generation, journaled.lsn);
-        }
-        Ok(journaled)
+        let Some(journal) = self.journal.get() else {
+            return Ok(None);
+        };
+        let journaled = journal.append(record)?;
+        items.last_write = journaled.position;
+        Ok(Some(journaled))
     }
 
-    fn publish_removal(&self, group: &str, slot: &Slot, reason: Option<Reason>) {
-        self.events.publish(&Change {
-            event_type: EventType::Deleted,
-            group,
-            key: &slot.key,
-            old_value: Some(&slot.value),
-            new_value: None,
-            reason,
-        });
-    }
-
-    fn publish_write(&self, group: &str, key: &str, old: Option<&str>, new: &str) {
-        self.events.publish(&Change {
-            event_type: if old.is_some() {
-                EventType::Updated
-            } else {
-                EventType::Created
+    /// Commits one change of `group`/`key` under the group's write lock, in the order every
+    /// write follows: journal, apply (`new`: the item to store; `None`: remove it), publish
+    /// the event. Fails (changing nothing) only when the journal refuses.
+    fn commit(
+        &self,
+        group: &str,
+        items: &mut Group,
+        key: &str,
+        new: Option<Stored<Box<str>>>,
+        reason: Option<Reason>,
+    ) -> Result<Committed> {
+        let record = match &new {
+            Some(stored) => LogRecord::Put {
+                group,
+                key,
+                value: &stored.value,
+                expires_at_ms: stored.expires_at_ms,
             },
-            group,
-            key,
-            old_value: old,
-            new_value: Some(new),
-            reason: None,
-        });
+            None => LogRecord::Delete { group, key },
+        };
+        let journaled = self.journal_into(items, &record)?;
+        let ticket = journaled.as_ref().map_or(0, |journaled| journaled.ticket);
+        let version = self.next_version();
+        let old = match new {
+            Some(stored) => items.put(key, Text::Heap(stored.value), stored.expires_at_ms, version),
+            None => items
+                .remove(key, version)
+                .map(|slot| (slot.value, slot.version)),
+        };
+        if self.events.has_subscribers() {
+            let new_value = items.get(key).map(|slot| &*slot.value);
+            let old_value = old.as_ref().map(|(text, _)| &**text);
+            self.events
+                .publish(&write::change(group, key, old_value, new_value, reason));
+        }
+        drop(journaled);
+        Ok(Committed {
+            old,
+            version,
+            ticket,
+        })
     }
 
     /// Runs `write` on the group, creating it when missing, with its shard held shared so that
@@ -845,38 +712,29 @@ impl Engine {
     }
 
     /// [`Engine::set`] that takes the value's text by value and returns the old one as stored,
-    /// sparing a copy each way, with the versions of both (the binding's hot path).
+    /// sparing a copy each way, with the versions of both and the journal's ticket (the
+    /// binding's hot path).
     pub fn set_owned(&self, group: &str, key: &str, value: String, ttl: Ttl) -> Result<Replaced> {
         self.check_open(group, Some(key))?;
-        self.check_size(&value)
+        let stored = self
+            .rules()
+            .set(value.into_boxed_str(), ttl, self.now_ms())
             .map_err(|e| e.for_item("set", group, key))?;
-        let expires_at_ms = self.expiry_for(ttl);
-        let value = value.into_boxed_str();
-        let old = self.write_group(group, |items| {
+        let expires_at_ms = stored.expires_at_ms;
+        let committed = self.write_group(group, |items| {
             self.remove_if_expired(group, items, key)?;
-            let _journal = self.journal_into(
-                items,
-                &LogRecord::Put {
-                    group,
-                    key,
-                    value: &value,
-                    expires_at_ms,
-                },
-            )?;
-            self.publish_write(group, key, items.get(key).map(|slot| &*slot.value), &value);
-            let version = self.next_version();
-            let old = items
-                .put(key, Text::Heap(value), expires_at_ms, version)
-                .map(|(old, v)| (old.into_boxed(), v));
-            Ok::<_, Error>((old, version))
+            self.commit(group, items, key, Some(stored), None)
         })?;
         self.schedule_expiry(group, key, expires_at_ms);
-        let (old, version) = old;
-        let (old, old_version) = old.map_or((None, 0), |(old, v)| (Some(old), v));
+        let (old, old_version) = match committed.old {
+            Some((old, version)) => (Some(old.into_boxed()), version),
+            None => (None, 0),
+        };
         Ok(Replaced {
             old,
             old_version,
-            version,
+            version: committed.version,
+            ticket: committed.ticket,
         })
     }
 
@@ -925,44 +783,29 @@ impl Engine {
         let result = self
             .write_group(group, |items| {
                 self.remove_if_expired(group, items, key)?;
-                let current = items.get(key);
-                let expires_at_ms = match current {
-                    Some(slot) => slot.expires_at_ms,
-                    None => {
-                        new_expiry = self.expiry_for(Ttl::Default);
-                        new_expiry
-                    }
+                let current = items.get(key).map(Slot::item);
+                let (stored, changed_members) =
+                    self.rules().update(current, &ops, self.now_ms())?;
+                if current.is_none() {
+                    new_expiry = stored.expires_at_ms;
+                }
+                let new_value = stored.value;
+                let stored = Stored {
+                    value: Box::from(new_value.as_str()),
+                    expires_at_ms: stored.expires_at_ms,
                 };
-                let ops::Applied {
-                    text: new_text,
-                    members: changed_members,
-                } = ops::apply_to_text_with_members(current.map(|slot| &*slot.value), &ops)?;
-                self.check_size(&new_text)?;
-                let _journal = self.journal_into(
-                    items,
-                    &LogRecord::Put {
-                        group,
-                        key,
-                        value: &new_text,
-                        expires_at_ms,
-                    },
-                )?;
-                let version = self.next_version();
-                let old = items.put(
-                    key,
-                    Text::Heap(Box::from(new_text.as_str())),
-                    expires_at_ms,
-                    version,
-                );
-                let (old, old_version) =
-                    old.map_or((None, 0), |(old, v)| (Some(old.into_boxed()), v));
-                self.publish_write(group, key, old.as_deref(), &new_text);
+                let committed = self.commit(group, items, key, Some(stored), None)?;
+                let (old_value, old_version) = match committed.old {
+                    Some((old, version)) => (Some(String::from(old.into_boxed())), version),
+                    None => (None, 0),
+                };
                 Ok(WriteResult {
-                    new_value: new_text,
-                    old_value: old.map(String::from),
+                    new_value,
+                    old_value,
                     old_version,
-                    version,
+                    version: committed.version,
                     changed_members,
+                    ticket: committed.ticket,
                 })
             })
             .map_err(|e: Error| e.for_item("update", group, key))?;
@@ -974,22 +817,23 @@ impl Engine {
     pub fn delete(&self, group: &str, key: &str) -> Result<Option<String>> {
         Ok(self
             .delete_owned(group, key)?
-            .map(|(old, _)| String::from(old)))
+            .map(|removed| String::from(removed.old)))
     }
 
-    /// [`Engine::delete`] that returns the removed text as stored, with its version.
-    pub fn delete_owned(&self, group: &str, key: &str) -> Result<Option<(Box<str>, Version)>> {
+    /// [`Engine::delete`] that returns the removed text as stored, with its version and the
+    /// journal's ticket.
+    pub fn delete_owned(&self, group: &str, key: &str) -> Result<Option<Removed>> {
         self.check_open(group, Some(key))?;
         let removed = self.write_existing_group(group, |items| {
             if self.remove_if_expired(group, items, key)? || items.get(key).is_none() {
                 return Ok::<_, Error>(None);
             }
-            let _journal = self.journal_into(items, &LogRecord::Delete { group, key })?;
-            let slot = items.remove(key, self.next_version());
-            if let Some(slot) = &slot {
-                self.publish_removal(group, slot, None);
-            }
-            Ok(slot.map(|slot| (slot.value.into_boxed(), slot.version)))
+            let committed = self.commit(group, items, key, None, None)?;
+            Ok(committed.old.map(|(old, old_version)| Removed {
+                old: old.into_boxed(),
+                old_version,
+                ticket: committed.ticket,
+            }))
         });
         Ok(removed.transpose()?.flatten())
     }
@@ -997,18 +841,25 @@ impl Engine {
     /// Removes every item of the group, firing a `cleared` event for each (an `expired` one for
     /// items whose TTL had already run out); returns how many live items were removed.
     pub fn clear(&self, group: &str) -> Result<usize> {
+        Ok(self.clear_ticketed(group)?.0)
+    }
+
+    /// [`Engine::clear`] that also returns the journal's ticket (0 when nothing was removed or
+    /// without a journal).
+    pub fn clear_ticketed(&self, group: &str) -> Result<(usize, u64)> {
         self.check_open(group, None)?;
         // Everything happens under the shard's write lock, events included: a write that
         // re-creates the group afterwards must wait, so its event follows the cleared ones.
         let mut map = self.shard(group).groups.write();
-        if !map.contains_key(group) {
-            return Ok(0);
-        }
-        let _journal = self.journal(&LogRecord::Clear { group })?;
-        let Some(cell) = map.remove(group) else {
-            return Ok(0);
+        let Some(cell) = map.get(group).cloned() else {
+            return Ok((0, 0));
         };
+        // Journal, apply, publish, as every write.
+        let journaled = self.journal_into(&mut cell.write(), &LogRecord::Clear { group })?;
+        let ticket = journaled.as_ref().map_or(0, |journaled| journaled.ticket);
+        map.remove(group);
         let items = std::mem::take(&mut *cell.write());
+        drop(journaled);
         let now_ms = self.now_ms();
         let mut live = 0;
         for slot in items.slots.iter().flatten() {
@@ -1018,9 +869,15 @@ impl Engine {
             } else {
                 Reason::Expired
             };
-            self.publish_removal(group, slot, Some(reason));
+            self.events.publish(&write::change(
+                group,
+                &slot.key,
+                Some(&slot.value),
+                None,
+                Some(reason),
+            ));
         }
-        Ok(live)
+        Ok((live, ticket))
     }
 
     /// Removes every item whose expiry time has passed, firing its `expired` event; returns how
@@ -1035,25 +892,13 @@ impl Engine {
                     let is_due = items
                         .get(&key)
                         .is_some_and(|slot| slot.expires_at_ms == due);
-                    // Journaled so that replay need not rely on the clock; if the log refuses
-                    // (closed or failed), the item stays, invisible, and recovery drops it.
-                    let journal = if is_due {
-                        self.journal_into(
-                            items,
-                            &LogRecord::Delete {
-                                group: &group,
-                                key: &key,
-                            },
-                        )
-                    } else {
-                        Ok(None)
-                    };
-                    if is_due && journal.is_ok() {
-                        if let Some(slot) = items.remove(&key, self.next_version()) {
-                            self.publish_removal(&group, &slot, Some(Reason::Expired));
-                        }
-                    }
+                    // Journaled so that replay need not rely on the clock; if the journal
+                    // refuses (closed or failed), the item stays, invisible, and recovery
+                    // drops it.
                     is_due
+                        && self
+                            .commit(&group, items, &key, None, Some(Reason::Expired))
+                            .is_ok()
                 });
                 removed += usize::from(expired == Some(true));
             }
@@ -1299,8 +1144,8 @@ mod tests {
             .unwrap();
         assert_eq!(updated.old_version, second.version);
         assert!(updated.version > second.version);
-        let (removed, removed_version) = engine.delete_owned("g", "k").unwrap().unwrap();
-        assert_eq!((&*removed, removed_version), ("3", updated.version));
+        let removed = engine.delete_owned("g", "k").unwrap().unwrap();
+        assert_eq!((&*removed.old, removed.old_version), ("3", updated.version));
         assert_eq!(version_of(&engine, "g", "k"), None);
         // The group vanished with its last item; the same key set again is a new version.
         let again = engine
@@ -1368,7 +1213,7 @@ mod tests {
 
     #[test]
     fn a_group_read_is_not_current_once_an_item_of_it_expired() {
-        let clock = ttl::ManualClock::new(1_000);
+        let clock = crate::ttl::ManualClock::new(1_000);
         let engine = Engine::new(EngineOptions {
             clock: clock.clone(),
             ..EngineOptions::default()

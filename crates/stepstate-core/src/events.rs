@@ -1,14 +1,15 @@
 //! Change events: what a committed write tells the listeners, and how it reaches them.
 //!
-//! The engine publishes a [`Change`] after the write is applied, while it still holds the
-//! group's lock, so each subscriber sees the changes of one key in commit order. Publishing
+//! The engine publishes a [`Change`] once the write is journaled and applied in memory, while it
+//! still holds the group's lock, so each subscriber sees the changes of one key in commit order;
+//! listeners run later, on their own thread, never inside the write. Publishing
 //! never runs listener code: it appends the event's JSON text to each matching subscriber's
 //! [`EventQueue`] and, when that queue was empty, calls the queue's `notify` callback once
 //! (the Node binding schedules a drain on the JavaScript thread from it). Subscribers are
 //! indexed by group, so writes to other groups cost a subscriber nothing, and a store with no
 //! subscriber pays one atomic load per write.
 
-use crate::engine::push_json_string;
+use crate::json::push_json_string;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

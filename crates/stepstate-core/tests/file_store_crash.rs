@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{open, Rng, TempDir};
 use stepstate_core::log::SyncPolicy;
-use stepstate_core::store::file::last_ticket;
-use stepstate_core::{Engine, EngineOptions, Ttl};
+use stepstate_core::{Engine, EngineOptions, FileStore, Ttl};
 
 const CHILD_DIR_ENV: &str = "STEPSTATE_FS_CRASH_DIR";
 const CHILD_POLICY_ENV: &str = "STEPSTATE_FS_CRASH_POLICY";
@@ -89,7 +88,8 @@ fn crash_op(rng: &mut Rng, seed: u64, i: u64) -> CrashOp {
     }
 }
 
-fn apply_crash_op(engine: &Engine, op: &CrashOp) {
+/// Applies the op; returns its journal ticket (0 when it wrote nothing).
+fn apply_crash_op(engine: &Engine, op: &CrashOp) -> u64 {
     match op {
         CrashOp::Set {
             group,
@@ -97,7 +97,10 @@ fn apply_crash_op(engine: &Engine, op: &CrashOp) {
             value,
             ttl,
         } => {
-            engine.set(group, key, value, *ttl).unwrap();
+            engine
+                .set_owned(group, key, value.clone(), *ttl)
+                .unwrap()
+                .ticket
         }
         CrashOp::Increment { key } => {
             engine
@@ -106,14 +109,14 @@ fn apply_crash_op(engine: &Engine, op: &CrashOp) {
                     key,
                     r#"[{"type":"increment","path":"n","by":1}]"#,
                 )
-                .unwrap();
+                .unwrap()
+                .ticket
         }
-        CrashOp::Delete { group, key } => {
-            engine.delete(group, key).unwrap();
-        }
-        CrashOp::Clear { group } => {
-            engine.clear(group).unwrap();
-        }
+        CrashOp::Delete { group, key } => engine
+            .delete_owned(group, key)
+            .unwrap()
+            .map_or(0, |removed| removed.ticket),
+        CrashOp::Clear { group } => engine.clear_ticketed(group).unwrap().1,
     }
 }
 
@@ -132,7 +135,7 @@ fn run_crash_child(dir: &Path) {
     let options = common::file_options(dir, policy, env_u64(CHILD_COMPACT_ENV));
     let started = Instant::now();
     let store = loop {
-        match Engine::open_file(EngineOptions::default(), options.clone()) {
+        match FileStore::open(EngineOptions::default(), options.clone()) {
             Ok(store) => break store,
             Err(e) if e.code() == "LOCKED" && started.elapsed() < Duration::from_secs(5) => {
                 std::thread::sleep(Duration::from_millis(5));
@@ -158,9 +161,8 @@ fn run_crash_child(dir: &Path) {
     let mut i = 0u64;
     while started.elapsed() < Duration::from_secs(10) {
         let op = crash_op(&mut rng, seed, i);
-        apply_crash_op(&store, &op);
+        let ticket = apply_crash_op(&store, &op);
         if policy == SyncPolicy::Always {
-            let ticket = last_ticket();
             let mut highest = durable.0.lock().unwrap();
             while *highest < ticket {
                 highest = durable.1.wait(highest).unwrap();
@@ -321,7 +323,7 @@ fn crash_again_and_again(policy: SyncPolicy, test_name: &str) {
             in_flight_found += 1;
         }
         before = copy_into_memory(&store);
-        store.close_file().unwrap();
+        store.close().unwrap();
     }
     let _ = std::fs::remove_file(&stderr_path);
     assert!(total_acks > 200, "only {total_acks} writes acknowledged");
@@ -395,7 +397,7 @@ fn a_store_held_by_a_live_process_is_locked_with_its_pid_until_that_process_is_k
     let lines = watch_lines(&mut child);
     wait_for_ready(&lines, &stderr_path);
     let options = common::file_options(dir.path(), SyncPolicy::No, 64 << 20);
-    let err = Engine::open_file(EngineOptions::default(), options.clone()).unwrap_err();
+    let err = FileStore::open(EngineOptions::default(), options.clone()).unwrap_err();
     assert_eq!(err.code(), "LOCKED");
     assert!(
         err.to_string().contains(&child.id().to_string()),
@@ -408,7 +410,7 @@ fn a_store_held_by_a_live_process_is_locked_with_its_pid_until_that_process_is_k
 
     child.kill().unwrap(); // SIGKILL: the lock file still names the dead child
     child.wait().unwrap();
-    let store = Engine::open_file(EngineOptions::default(), options).unwrap();
+    let store = FileStore::open(EngineOptions::default(), options).unwrap();
     assert_eq!(store.get("g", "held").unwrap().as_deref(), Some("1"));
-    store.close_file().unwrap();
+    store.close().unwrap();
 }

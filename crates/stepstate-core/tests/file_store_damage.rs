@@ -18,8 +18,8 @@ use common::{
 use stepstate_core::log::watermark::Watermark;
 use stepstate_core::log::writer::{FileStorage, LogStorage};
 use stepstate_core::log::SyncPolicy;
-use stepstate_core::store::file::{last_ticket, StorageFactory};
-use stepstate_core::{Engine, EngineOptions, Ttl};
+use stepstate_core::store::file::StorageFactory;
+use stepstate_core::{Engine, EngineOptions, FileStore, Ttl};
 
 fn write_numbered(store: &Engine, range: std::ops::Range<u64>) {
     for i in range {
@@ -59,12 +59,12 @@ fn flip_byte(path: &Path, offset: u64) {
 fn write_with_last_unsynced(dir: &Path, policy: SyncPolicy, range: std::ops::Range<u64>) {
     let store = open(dir, policy, 64 << 20);
     write_numbered(&store, range.start..range.end - 1);
-    store.close_file().unwrap();
+    store.close().unwrap();
     let log = active_log(dir);
     let before_last = std::fs::metadata(&log).unwrap().len();
     let store = open(dir, policy, 64 << 20);
     write_numbered(&store, range.end - 1..range.end);
-    store.close_file().unwrap();
+    store.close().unwrap();
     Watermark::open(&log).unwrap().record(before_last).unwrap();
 }
 
@@ -79,12 +79,12 @@ fn a_log_cut_in_the_middle_of_its_last_unsynced_record_opens_with_the_prefix_and
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
     assert_eq!(keys(&store), keys_of(0..49));
     store.set("g", "after", "1", Ttl::Default).unwrap();
-    store.close_file().unwrap();
+    store.close().unwrap();
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
     assert_eq!(store.get("g", "after").unwrap().as_deref(), Some("1"));
     assert_eq!(store.get("g", "k49").unwrap(), None);
     assert_eq!(store.list_groups(), ["g"]);
-    store.close_file().unwrap();
+    store.close().unwrap();
 }
 
 #[test]
@@ -92,13 +92,13 @@ fn garbage_after_the_synced_records_is_dropped_with_or_without_a_torn_record_bef
     let dir = TempDir::new("garbage");
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     write_numbered(&store, 0..50);
-    store.close_file().unwrap();
+    store.close().unwrap();
     let log = active_log(dir.path());
     append_bytes(&log, &garbage(100));
 
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(keys(&store), keys_of(0..50));
-    store.close_file().unwrap();
+    store.close().unwrap();
     write_with_last_unsynced(dir.path(), SyncPolicy::EverySec, 50..60);
 
     let len = std::fs::metadata(&log).unwrap().len();
@@ -106,7 +106,7 @@ fn garbage_after_the_synced_records_is_dropped_with_or_without_a_torn_record_bef
     append_bytes(&log, &garbage(33));
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(keys(&store), keys_of(0..59));
-    store.close_file().unwrap();
+    store.close().unwrap();
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn a_flipped_byte_in_the_middle_of_the_log_is_corrupt_and_leaves_every_file_unch
     let dir = TempDir::new("flip-log");
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
     write_numbered(&store, 0..200);
-    store.close_file().unwrap();
+    store.close().unwrap();
     let log = active_log(dir.path());
     let len = std::fs::metadata(&log).unwrap().len();
     flip_byte(&log, len / 2);
@@ -133,7 +133,7 @@ fn a_flipped_byte_in_the_snapshot_is_corrupt_and_leaves_every_file_unchanged() {
     write_numbered(&store, 0..200);
     store.compact().unwrap();
     write_numbered(&store, 200..220);
-    store.close_file().unwrap();
+    store.close().unwrap();
     let (snapshots, _) = generations(dir.path());
     assert_eq!(snapshots.len(), 1);
     let snapshot = dir.path().join(format!("snapshot-{}.snap", snapshots[0]));
@@ -143,7 +143,7 @@ fn a_flipped_byte_in_the_snapshot_is_corrupt_and_leaves_every_file_unchanged() {
     assert_open_fails_and_changes_nothing(dir.path(), "CORRUPT");
 }
 
-fn open_faulty(dir: &Path, policy: SyncPolicy) -> (Arc<Engine>, Arc<Faults>) {
+fn open_faulty(dir: &Path, policy: SyncPolicy) -> (Arc<FileStore>, Arc<Faults>) {
     let faults = Arc::new(Faults::default());
     let shared = faults.clone();
     let mut options = file_options(dir, policy, 64 << 20);
@@ -161,7 +161,7 @@ fn open_faulty(dir: &Path, policy: SyncPolicy) -> (Arc<Engine>, Arc<Faults>) {
             faults: shared.clone(),
         }) as Box<dyn LogStorage>)
     })));
-    let store = Engine::open_file(EngineOptions::default(), options).unwrap();
+    let store = FileStore::open(EngineOptions::default(), options).unwrap();
     (store, faults)
 }
 
@@ -215,11 +215,11 @@ fn a_failed_log_write_fails_that_write_with_io_changes_nothing_and_refuses_later
         assert_eq!(dump(&store), state);
         assert_eq!(store.list_groups(), ["g", "h"]);
         assert_eq!(keys(&store), r#"["a","b"]"#);
-        assert_eq!(store.close_file().unwrap_err().code(), "IO");
+        assert_eq!(store.close().unwrap_err().code(), "IO");
 
         let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
         assert_eq!(dump(&store), state, "{name}: state after reopen");
-        store.close_file().unwrap();
+        store.close().unwrap();
     }
 }
 
@@ -238,16 +238,21 @@ fn a_failed_fsync_under_always_reports_io_to_the_waiter_and_refuses_later_writes
             Err(code) => return Err(code),
         }
     };
-    store.set("g", "a", r#""old""#, Ttl::Default).unwrap();
-    assert!(wait_for(last_ticket()).is_ok());
-    assert!(store.durable_ticket() >= last_ticket());
+    let ticket = store
+        .set_owned("g", "a", r#""old""#.into(), Ttl::Default)
+        .unwrap()
+        .ticket;
+    assert!(wait_for(ticket).is_ok());
+    assert!(store.durable_ticket() >= ticket);
     faults
         .fail_sync
         .store(faults.syncs.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
 
     // The append succeeds; the sync that would acknowledge it fails, and the waiter is told.
-    store.set("g", "a", r#""new""#, Ttl::Default).unwrap();
-    let ticket = last_ticket();
+    let ticket = store
+        .set_owned("g", "a", r#""new""#.into(), Ttl::Default)
+        .unwrap()
+        .ticket;
     assert_eq!(wait_for(ticket), Err("IO"));
     assert!(store.durable_ticket() < ticket, "never reported durable");
     assert_writes_refused(&store);
@@ -255,7 +260,7 @@ fn a_failed_fsync_under_always_reports_io_to_the_waiter_and_refuses_later_writes
     // before its fsync, as group commit requires (the caller got IO instead of an ack).
     assert_eq!(store.get("g", "a").unwrap().as_deref(), Some(r#""new""#));
     assert_eq!(store.list_groups(), ["g"]);
-    assert_eq!(store.close_file().unwrap_err().code(), "IO");
+    assert_eq!(store.close().unwrap_err().code(), "IO");
 }
 
 #[test]
@@ -269,11 +274,11 @@ fn a_compaction_that_cannot_create_its_log_fails_with_io_and_the_store_goes_on()
     faults.fail_create.store(false, Ordering::SeqCst);
     store.compact().unwrap();
     write_numbered(&store, 30..40);
-    store.close_file().unwrap();
+    store.close().unwrap();
     let (snapshots, logs) = generations(dir.path());
     assert_eq!(snapshots.len(), 1);
     assert_eq!(logs, snapshots);
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(keys(&store), keys_of(0..40));
-    store.close_file().unwrap();
+    store.close().unwrap();
 }

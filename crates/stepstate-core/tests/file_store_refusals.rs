@@ -12,24 +12,23 @@ use common::{
 };
 use stepstate_core::log::watermark::watermark_path;
 use stepstate_core::log::SyncPolicy;
-use stepstate_core::store::file::last_ticket;
-use stepstate_core::{Engine, Ttl};
+use stepstate_core::{FileStore, Ttl};
 
 /// Writes keys k0..k{count} under `always`, each acknowledged (durable) before the next, as
 /// the Node binding acknowledges them; then closes the store cleanly.
 fn write_acknowledged(dir: &Path, count: u64) {
     let store = open(dir, SyncPolicy::Always, 64 << 20);
     write_acknowledged_into(&store, 0..count);
-    store.close_file().unwrap();
+    store.close().unwrap();
 }
 
-fn write_acknowledged_into(store: &Engine, range: std::ops::Range<u64>) {
+fn write_acknowledged_into(store: &FileStore, range: std::ops::Range<u64>) {
     for i in range {
         let value = format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(64));
-        store
-            .set("g", &format!("k{i}"), &value, Ttl::Default)
-            .unwrap();
-        let ticket = last_ticket();
+        let ticket = store
+            .set_owned("g", &format!("k{i}"), value, Ttl::Default)
+            .unwrap()
+            .ticket;
         assert!(
             poll(Duration::from_secs(10), || store.durable_ticket() >= ticket),
             "write {i} was never acknowledged"
@@ -99,7 +98,7 @@ fn an_older_log_cut_in_half_is_corrupt() {
     }
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
     assert_eq!(store.keys_json("g").unwrap().matches(',').count(), 99);
-    store.close_file().unwrap();
+    store.close().unwrap();
 
     let older = dir.path().join("log-0.log");
     set_len(&older, len_of(&older) / 2);
@@ -121,7 +120,7 @@ fn a_snapshot_whose_log_was_deleted_is_corrupt() {
     write_acknowledged_into(&store, 0..20);
     store.compact().unwrap();
     write_acknowledged_into(&store, 20..30);
-    store.close_file().unwrap();
+    store.close().unwrap();
     let log = active_log(dir.path());
     std::fs::remove_file(watermark_path(&log)).unwrap();
     std::fs::remove_file(&log).unwrap();
@@ -154,7 +153,7 @@ fn an_intact_log_whose_watermark_is_missing_opens_with_everything() {
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
     assert_eq!(store.get("g", "k19").unwrap().is_some(), true);
     assert_eq!(store.keys_json("g").unwrap().matches(',').count(), 19);
-    store.close_file().unwrap();
+    store.close().unwrap();
 }
 
 #[test]
@@ -226,7 +225,7 @@ fn a_leftover_snapshot_temp_file_is_deleted_only_when_it_is_a_snapshot() {
         !ours.exists(),
         "a snapshot's leftover temp file is cleaned up"
     );
-    store.close_file().unwrap();
+    store.close().unwrap();
 
     let before = file_contents(dir.path());
     let foreign = dir.path().join("snapshot-6.snap.tmp");

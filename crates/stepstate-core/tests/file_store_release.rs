@@ -31,7 +31,7 @@ fn a_thousand_open_close_cycles_leave_no_descriptor_thread_map_or_item_behind() 
             .unwrap();
     }
     store.compact().unwrap();
-    store.close_file().unwrap();
+    store.close().unwrap();
     drop(store);
 
     let fds_before = open_descriptors();
@@ -52,12 +52,14 @@ fn a_thousand_open_close_cycles_leave_no_descriptor_thread_map_or_item_behind() 
             .events()
             .subscribe(stepstate_core::events::Filter::default(), Box::new(|| true));
         let _ = id;
+        // The snapshot's values stay mapped, except the one just written.
+        assert_eq!(engine.mapped_values(), (199, 1));
         release_shared(&engine).unwrap();
         // Still referenced (as a JS subscription would hold it), but closed: it holds nothing.
         assert_eq!(engine.mapped_values(), (0, 0));
         assert!(engine.list_groups().is_empty());
         assert!(!engine.events().has_subscribers());
-        kept.push(engine);
+        kept.push(engine.engine().clone());
     }
     // Threads that were told to stop (the expiry sweep) exit within their sleep interval.
     assert!(
@@ -75,5 +77,5 @@ fn a_thousand_open_close_cycles_leave_no_descriptor_thread_map_or_item_behind() 
 
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
     assert_eq!(store.get("g", "k0").unwrap().as_deref(), Some("999"));
-    store.close_file().unwrap();
+    store.close().unwrap();
 }

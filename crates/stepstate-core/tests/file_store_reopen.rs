@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{dump, generations, open, poll, Rng, TempDir};
 use stepstate_core::log::SyncPolicy;
 use stepstate_core::store::{open_shared, release_shared};
-use stepstate_core::{Engine, EngineOptions, Ttl};
+use stepstate_core::{Engine, EngineOptions, FileStore, Ttl};
 
 const GROUPS: [&str; 4] = ["orders", "users", "a:b/c", "\u{e9}t\u{e9}"];
 const KEYS: u64 = 8;
@@ -144,7 +144,7 @@ fn random_writes_of_every_method_survive_reopen_in_value_and_insertion_order() {
         let options = common::file_options(dir.path(), policy, compact_min_bytes);
         let store = match kind {
             RoundKind::SharedAndRelease => open_shared(EngineOptions::default(), options).unwrap(),
-            _ => Engine::open_file(EngineOptions::default(), options).unwrap(),
+            _ => FileStore::open(EngineOptions::default(), options).unwrap(),
         };
         assert_eq!(
             dump(&store),
@@ -207,7 +207,7 @@ fn random_writes_of_every_method_survive_reopen_in_value_and_insertion_order() {
         assert_eq!(dump(&store), dump(&model), "round {round}: live state");
         match kind {
             RoundKind::SharedAndRelease => release_shared(&store).unwrap(),
-            _ => store.close_file().unwrap(),
+            _ => store.close().unwrap(),
         }
         assert_eq!(
             store
@@ -222,7 +222,7 @@ fn random_writes_of_every_method_survive_reopen_in_value_and_insertion_order() {
     assert!(!model.list_groups().is_empty());
     assert!(failed_updates > 20, "failing updates were exercised");
     assert_eq!(compactions_by_itself, 12);
-    store.close_file().unwrap();
+    store.close().unwrap();
     eprintln!(
         "{i} random writes over 48 reopen rounds in {:?}",
         started.elapsed()
@@ -251,7 +251,7 @@ fn overwrite_keeps_its_place_and_delete_then_set_moves_to_the_end_across_compact
         .unwrap(); // to the end
     let expected = r#"["c","d","b","a"]"#;
     assert_eq!(store.keys_json("g").unwrap(), expected);
-    store.close_file().unwrap();
+    store.close().unwrap();
 
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(store.keys_json("g").unwrap(), expected);
@@ -260,10 +260,10 @@ fn overwrite_keeps_its_place_and_delete_then_set_moves_to_the_end_across_compact
         r#"["c2","d1","b2",{"x":1}]"#
     );
     store.compact().unwrap();
-    store.close_file().unwrap();
+    store.close().unwrap();
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(store.keys_json("g").unwrap(), expected);
-    store.close_file().unwrap();
+    store.close().unwrap();
 }
 
 #[test]
@@ -278,7 +278,7 @@ fn an_item_that_expired_while_closed_is_gone_and_one_that_has_not_keeps_its_expi
     store
         .update("g", "long", r#"[{"type":"set","path":"","value":20}]"#)
         .unwrap();
-    store.close_file().unwrap();
+    store.close().unwrap();
 
     std::thread::sleep(Duration::from_millis(250).saturating_sub(written.elapsed()));
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
@@ -291,7 +291,7 @@ fn an_item_that_expired_while_closed_is_gone_and_one_that_has_not_keeps_its_expi
     assert_eq!(store.get("g", "long").unwrap().as_deref(), Some("20"));
     // The remaining expiry survives a compaction too.
     store.compact().unwrap();
-    store.close_file().unwrap();
+    store.close().unwrap();
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(store.get("g", "long").unwrap().as_deref(), Some("20"));
 
@@ -306,10 +306,10 @@ fn an_item_that_expired_while_closed_is_gone_and_one_that_has_not_keeps_its_expi
         "expired early, after {gone_after:?}"
     );
     assert_eq!(store.group_json("g").unwrap(), "[3]");
-    store.close_file().unwrap();
+    store.close().unwrap();
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     assert_eq!(store.group_json("g").unwrap(), "[3]");
-    store.close_file().unwrap();
+    store.close().unwrap();
 }
 
 /// A key whose earlier item expired is absent, so writing it again puts it at the end; the
@@ -320,7 +320,7 @@ fn a_key_set_again_after_its_item_expired_stays_at_the_end_after_reopen() {
     let store = open(dir.path(), SyncPolicy::EverySec, 64 << 20);
     store.set("g", "a", "1", Ttl::Millis(150)).unwrap();
     store.set("g", "b", "2", Ttl::Default).unwrap();
-    store.close_file().unwrap();
+    store.close().unwrap();
     std::thread::sleep(Duration::from_millis(200));
 
     // Recovery drops the expired `a` (without journaling it), so `a` is new again.
@@ -344,14 +344,14 @@ fn a_key_set_again_before_the_sweep_removed_its_expired_item_stays_at_the_end_af
 
 /// Sets `a` of group `g` again (its earlier item has expired, `b` is live) and checks that it
 /// comes after `b`, then closes and reopens the store and checks that again.
-fn set_a_again_and_check_it_stays_after_b_across_reopen(store: &Engine, dir: &Path) {
+fn set_a_again_and_check_it_stays_after_b_across_reopen(store: &FileStore, dir: &Path) {
     store.set("g", "a", "3", Ttl::Default).unwrap();
     assert_eq!(store.keys_json("g").unwrap(), r#"["b","a"]"#);
-    store.close_file().unwrap();
+    store.close().unwrap();
 
     let store = open(dir, SyncPolicy::EverySec, 64 << 20);
     assert_eq!(store.keys_json("g").unwrap(), r#"["b","a"]"#);
-    store.close_file().unwrap();
+    store.close().unwrap();
 }
 
 /// Compaction snapshots the groups while writes go on into the new log, then recovery
@@ -374,7 +374,7 @@ fn writes_racing_a_compaction_keep_their_insertion_order_after_reopen() {
             )
             .unwrap();
     }
-    store.close_file().unwrap();
+    store.close().unwrap();
     let mut reordered = Vec::new();
     for attempt in 0..10 {
         let store = open(dir.path(), SyncPolicy::No, 64 << 20);
@@ -397,13 +397,13 @@ fn writes_racing_a_compaction_keep_their_insertion_order_after_reopen() {
         store.compact().unwrap();
         writer.join().unwrap();
         assert_eq!(store.keys_json("g").unwrap(), r#"["z","y"]"#);
-        store.close_file().unwrap();
+        store.close().unwrap();
         let store = open(dir.path(), SyncPolicy::No, 64 << 20);
         let keys = store.keys_json("g").unwrap();
         if keys != r#"["z","y"]"# {
             reordered.push(format!("attempt {attempt}: {keys}"));
         }
-        store.close_file().unwrap();
+        store.close().unwrap();
     }
     assert!(
         reordered.is_empty(),

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use common::{file_options, TempDir};
 use stepstate_core::log::SyncPolicy;
 use stepstate_core::store::{open_shared, release_shared};
-use stepstate_core::{Engine, EngineOptions, Ttl};
+use stepstate_core::{EngineOptions, FileStore, Ttl};
 
-fn shared(path: &Path) -> Arc<Engine> {
+fn shared(path: &Path) -> Arc<FileStore> {
     open_shared(
         EngineOptions::default(),
         file_options(path, SyncPolicy::EverySec, 64 << 20),
@@ -74,13 +74,13 @@ fn open_shared_returns_the_same_engine_for_every_spelling_of_the_path() {
     assert_eq!(first.get("g", "k").unwrap_err().code(), "CLOSED");
 
     // Closed for real: a fresh open (not shared) can take the lock.
-    let reopened = Engine::open_file(
+    let reopened = FileStore::open(
         EngineOptions::default(),
         file_options(&relative_spelling(&path), SyncPolicy::EverySec, 64 << 20),
     )
     .unwrap();
     assert_eq!(reopened.get("g", "k").unwrap().as_deref(), Some("2"));
-    reopened.close_file().unwrap();
+    reopened.close().unwrap();
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::TempDir;
-use stepstate_core::store::DirLock;
+use stepstate_core::log::DirLock;
 
 #[test]
 fn a_second_acquire_fails_with_locked_and_names_our_pid() {

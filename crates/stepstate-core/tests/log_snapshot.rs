@@ -7,8 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::TempDir;
+use common::{read_snapshot, write_snapshot};
 use stepstate_core::log::snapshot::SNAPSHOT_MAGIC;
-use stepstate_core::log::{read_snapshot, write_snapshot, LogRecord, StoreFiles};
+use stepstate_core::log::{LogRecord, StoreFiles};
 
 fn items(n: usize) -> Vec<(String, String, String, u64)> {
     (0..n)
@@ -145,7 +146,11 @@ fn the_recovery_plan_is_the_newest_snapshot_and_the_logs_from_it_and_retire_remo
     );
     assert_eq!(files.log_generations(), &[2, 3]);
     assert_eq!(
-        files.logs_to_replay(),
+        files
+            .log_generations()
+            .iter()
+            .map(|&g| files.log_path(g))
+            .collect::<Vec<_>>(),
         vec![store.join("log-2.log"), store.join("log-3.log")]
     );
     assert_eq!(files.active_generation(), 3);

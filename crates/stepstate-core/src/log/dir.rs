@@ -1,5 +1,5 @@
-//! The files of a store directory: their names, which of them recovery needs, and the
-//! deletion of the ones a newer snapshot made obsolete. See the [`log`](super) module for the
+//! The files of a store directory: their names, which of them recovery needs (the [`Plan`],
+//! read without the lock), and the deletion of the ones a newer snapshot made obsolete. See the [`log`](super) module for the
 //! layout and the compaction protocol.
 
 use std::fs::{DirBuilder, File};
@@ -7,9 +7,9 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use super::lock::{DirLock, LOCK_FILE_NAME};
 use super::snapshot::SNAPSHOT_MAGIC;
 use crate::error::{Error, Result};
-use crate::store::lock::{DirLock, LOCK_FILE_NAME};
 
 /// Suffix of files being written (snapshots before their rename); leftovers of a crash are
 /// deleted by [`StoreFiles::open`] once their content shows they are snapshots.
@@ -134,73 +134,49 @@ fn is_own_temp(path: &Path) -> Result<bool> {
     Ok(metadata.len() == 0 || head == SNAPSHOT_MAGIC)
 }
 
-/// An open, locked store directory and its recovery plan: the newest snapshot (if any) and
-/// the logs to replay after it, oldest first.
-///
-/// The plan describes the directory as [`StoreFiles::open`] found it; the engine creates new
-/// logs and snapshots through [`StoreFiles::log_path`] and
-/// [`write_snapshot`](super::snapshot::write_snapshot). Dropping it releases the lock.
-#[derive(Debug)]
-pub struct StoreFiles {
+/// The recovery plan of a store directory: the newest snapshot (if any), the logs to replay
+/// after it (oldest first, without gaps) and the leftover snapshot temp files, read without
+/// changing anything and without the lock ([`Plan::read`]).
+#[derive(Debug, Clone)]
+pub struct Plan {
     dir: PathBuf,
     snapshot_generation: Option<u64>,
     log_generations: Vec<u64>,
-    lock: DirLock,
+    leftover_temps: Vec<PathBuf>,
 }
 
-impl StoreFiles {
-    /// Opens the store directory `dir`: creates it (mode 0700) if missing, refuses it
-    /// ([`Error::InvalidArgument`]) if it holds files a store does not write, takes its lock
-    /// ([`Error::Locked`] if another process holds it), deletes leftover snapshot temp files,
-    /// and finds the newest snapshot and the logs at or after its generation.
+impl Plan {
+    /// Reads the plan of the store directory `dir`, changing nothing.
     ///
-    /// Fails with [`Error::Corrupt`] when a log the plan needs is missing: the logs after the
-    /// snapshot must be numbered without gaps starting at its generation (or at 0 without a
-    /// snapshot), a snapshot's own log must exist (compaction creates it first), and a log
+    /// Fails with [`Error::InvalidArgument`] when the directory holds files a store does not
+    /// write, and with [`Error::Corrupt`] when a log the plan needs is missing: the logs after
+    /// the snapshot must be numbered without gaps starting at its generation (or at 0 without
+    /// a snapshot), a snapshot's own log must exist (compaction creates it first), and a log
     /// whose watermark says bytes were synced must exist, since replaying around a hole would
-    /// silently lose changes. A temp file that is not a snapshot's is left alone and refused
-    /// the same way.
-    pub fn open(dir: &Path) -> Result<StoreFiles> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::Io(format!("cannot create store {}: {e}", dir.display())))?;
-        // Before the lock file is created: a foreign directory is left exactly as it was.
-        refuse_foreign_entries(dir, &scan(dir)?)?;
-        let lock = DirLock::acquire(dir)?;
+    /// silently lose changes. A snapshot temp file that is not a snapshot's is `CORRUPT` too:
+    /// the store could neither use nor delete it.
+    pub fn read(dir: &Path) -> Result<Plan> {
         let entries = scan(dir)?;
         refuse_foreign_entries(dir, &entries)?;
-
         let mut snapshots = Vec::new();
         let mut logs = Vec::new();
         let mut watermarks = Vec::new();
-        let mut removed_temp = false;
+        let mut leftover_temps = Vec::new();
         for (kind, path) in entries {
             match kind {
                 FileKind::Snapshot(g) => snapshots.push(g),
                 FileKind::Log(g) => logs.push(g),
                 FileKind::Watermark(g) => watermarks.push(g),
+                FileKind::Temp if is_own_temp(&path)? => leftover_temps.push(path),
                 FileKind::Temp => {
-                    if !is_own_temp(&path)? {
-                        return Err(Error::Corrupt(format!(
-                            "{} is not a stepstate snapshot being written; refusing to delete it",
-                            path.display()
-                        )));
-                    }
-                    std::fs::remove_file(&path).map_err(|e| {
-                        Error::Io(format!("cannot remove leftover {}: {e}", path.display()))
-                    })?;
-                    removed_temp = true;
+                    return Err(Error::Corrupt(format!(
+                        "{} is not a stepstate snapshot being written; refusing to delete it",
+                        path.display()
+                    )))
                 }
                 FileKind::Lock | FileKind::Other => {}
             }
         }
-        if removed_temp {
-            sync_directory(dir)
-                .map_err(|e| Error::Io(format!("cannot sync store {}: {e}", dir.display())))?;
-        }
-
         let snapshot_generation = snapshots.into_iter().max();
         let base = snapshot_generation.unwrap_or(0);
         let mut log_generations: Vec<u64> = logs.into_iter().filter(|&g| g >= base).collect();
@@ -230,22 +206,17 @@ impl StoreFiles {
                 );
             }
         }
-        Ok(StoreFiles {
+        Ok(Plan {
             dir: dir.to_path_buf(),
             snapshot_generation,
             log_generations,
-            lock,
+            leftover_temps,
         })
     }
 
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The lock held on the directory.
-    pub fn lock(&self) -> &DirLock {
-        &self.lock
     }
 
     /// The generation of the newest snapshot, `None` when there is none (generation 0).
@@ -263,18 +234,10 @@ impl StoreFiles {
         &self.log_generations
     }
 
-    /// Paths of the logs to replay after the snapshot, oldest first.
-    pub fn logs_to_replay(&self) -> Vec<PathBuf> {
-        self.log_generations
-            .iter()
-            .map(|&g| self.log_path(g))
-            .collect()
-    }
-
     /// The generation of the log new writes go to after recovery: the newest log's, or the
     /// snapshot's (0 without one) when there is no log yet. Continue it with
     /// [`LogWriter::open_append`](super::writer::LogWriter::open_append) if it is in
-    /// [`StoreFiles::log_generations`], else create it.
+    /// [`Plan::log_generations`], else create it.
     pub fn active_generation(&self) -> u64 {
         self.log_generations
             .last()
@@ -291,13 +254,65 @@ impl StoreFiles {
     pub fn snapshot_path(&self, generation: u64) -> PathBuf {
         self.dir.join(snapshot_file_name(generation))
     }
+}
+
+/// An open, locked store directory and its recovery [`Plan`] (which it dereferences to).
+///
+/// The plan describes the directory as [`StoreFiles::open`] found it; the file store creates
+/// new logs and snapshots through [`Plan::log_path`] and
+/// [`SnapshotWriter`](super::snapshot::SnapshotWriter). Dropping it releases the lock.
+#[derive(Debug)]
+pub struct StoreFiles {
+    plan: Plan,
+    lock: DirLock,
+}
+
+impl std::ops::Deref for StoreFiles {
+    type Target = Plan;
+
+    fn deref(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+impl StoreFiles {
+    /// Opens the store directory `dir` for writing: creates it (mode 0700) if missing, refuses
+    /// it ([`Error::InvalidArgument`]) if it holds files a store does not write (before the
+    /// lock file is created, so a foreign directory is left exactly as it was), takes its lock
+    /// ([`Error::Locked`] if another process holds it), reads its [`Plan`] and deletes the
+    /// leftover snapshot temp files the plan found.
+    pub fn open(dir: &Path) -> Result<StoreFiles> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::Io(format!("cannot create store {}: {e}", dir.display())))?;
+        refuse_foreign_entries(dir, &scan(dir)?)?;
+        let lock = DirLock::acquire(dir)?;
+        let plan = Plan::read(dir)?;
+        for path in &plan.leftover_temps {
+            std::fs::remove_file(path).map_err(|e| {
+                Error::Io(format!("cannot remove leftover {}: {e}", path.display()))
+            })?;
+        }
+        if !plan.leftover_temps.is_empty() {
+            sync_directory(dir)
+                .map_err(|e| Error::Io(format!("cannot sync store {}: {e}", dir.display())))?;
+        }
+        Ok(StoreFiles { plan, lock })
+    }
+
+    /// The lock held on the directory.
+    pub fn lock(&self) -> &DirLock {
+        &self.lock
+    }
 
     /// Deletes the snapshots, logs and log watermarks older than `generation`, then syncs the
     /// directory.
     /// Call it only once `snapshot-<generation>.snap` is installed: it is what makes them
     /// obsolete. Fails with [`Error::Io`] if that snapshot does not exist.
     pub fn retire_before(&self, generation: u64) -> Result<()> {
-        let snapshot = self.snapshot_path(generation);
+        let snapshot = self.plan.snapshot_path(generation);
         if !snapshot.exists() {
             return Err(Error::Io(format!(
                 "refusing to retire files before generation {generation}: {} does not exist",
@@ -305,7 +320,7 @@ impl StoreFiles {
             )));
         }
         let mut removed = false;
-        for (kind, path) in scan(&self.dir)? {
+        for (kind, path) in scan(&self.plan.dir)? {
             match kind {
                 FileKind::Snapshot(g) | FileKind::Log(g) | FileKind::Watermark(g)
                     if g < generation => {}
@@ -316,8 +331,12 @@ impl StoreFiles {
             removed = true;
         }
         if removed {
-            sync_directory(&self.dir)
-                .map_err(|e| Error::Io(format!("cannot sync store {}: {e}", self.dir.display())))?;
+            sync_directory(&self.plan.dir).map_err(|e| {
+                Error::Io(format!(
+                    "cannot sync store {}: {e}",
+                    self.plan.dir.display()
+                ))
+            })?;
         }
         Ok(())
     }

@@ -34,22 +34,6 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 const TRAILER_MARK: u32 = u32::MAX;
 const SNAPSHOT_HEADER_LEN: usize = 20;
 
-/// Writes `snapshot-<generation>.snap` in `dir` from `records`, atomically: temp file
-/// (mode 0600), fsync, rename, fsync of the directory. An existing snapshot of the same
-/// generation is replaced. Fails with [`Error::ValueTooLarge`] for a record over 1 GiB and
-/// [`Error::Io`] on any I/O failure (the temp file is removed then).
-pub fn write_snapshot<'r>(
-    dir: &Path,
-    generation: u64,
-    records: impl Iterator<Item = LogRecord<'r>>,
-) -> Result<()> {
-    let mut writer = SnapshotWriter::create(dir, generation)?;
-    for record in records {
-        writer.put(&record)?;
-    }
-    writer.finish()
-}
-
 /// A snapshot being written record by record, for callers that produce records while holding
 /// locks (the engine writes one group at a time under its read lock). Nothing is visible
 /// under the final name until [`SnapshotWriter::finish`]; dropping an unfinished writer
@@ -169,16 +153,6 @@ impl Drop for SnapshotWriter {
             let _ = std::fs::remove_file(&self.temp_path);
         }
     }
-}
-
-/// Reads the snapshot at `path`, calling `on_record` for each record in order, and returns
-/// the number of records. See [`parse_snapshot`] for the checks.
-pub fn read_snapshot(
-    path: &Path,
-    on_record: impl FnMut(LogRecord<'_>) -> Result<()>,
-) -> Result<u64> {
-    let map = map_snapshot(path)?;
-    parse_snapshot(&map, path, on_record)
 }
 
 /// Maps the snapshot at `path` read-only, its pages read in up front (they are all about to

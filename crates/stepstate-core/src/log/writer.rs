@@ -338,11 +338,24 @@ impl LogWriter {
         policy: SyncPolicy,
         options: WriterOptions,
     ) -> Result<LogWriter> {
+        let storage = FileStorage::open(path)
+            .map_err(|e| Error::Io(format!("cannot open log {}: {e}", path.display())))?;
+        Self::continue_storage(Box::new(storage), path, valid_len, policy, options)
+    }
+
+    /// [`LogWriter::open_append`] over any storage (for fault-injection tests).
+    #[doc(hidden)]
+    pub fn continue_storage(
+        storage: Box<dyn LogStorage>,
+        path: &Path,
+        valid_len: u64,
+        policy: SyncPolicy,
+        options: WriterOptions,
+    ) -> Result<LogWriter> {
         let io_err = |e: io::Error| Error::Io(format!("cannot open log {}: {e}", path.display()));
-        let storage = FileStorage::open(path).map_err(io_err)?;
         storage.set_len(valid_len).map_err(io_err)?;
         storage.sync().map_err(io_err)?;
-        Self::with_storage(Box::new(storage), path, valid_len, policy, options)
+        Self::with_storage(storage, path, valid_len, policy, options)
     }
 
     /// Builds a writer over any storage whose first `start_len` bytes are data already

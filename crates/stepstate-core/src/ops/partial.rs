@@ -15,8 +15,8 @@
 //! the full path: parse, [`apply_ops`], serialize.
 
 use super::{apply_ops, UpdateOp};
-use crate::engine::push_json_string;
 use crate::error::{Error, Result};
+use crate::json::push_json_string;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

@@ -1,8 +1,5 @@
-//! Storage backends of the engine beyond memory: the durable file store ([`file`]) and the
-//! exclusive lock on its directory ([`lock::DirLock`]).
+//! Stores built on the engine beyond memory: the durable file store ([`file`]).
 
 pub mod file;
-pub mod lock;
 
-pub use file::{open_shared, release_shared, FileOptions};
-pub use lock::DirLock;
+pub use file::{open_shared, release_shared, FileOptions, FileStore};

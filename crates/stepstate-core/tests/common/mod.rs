@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use memmap2::MmapMut;
 use stepstate_core::log::writer::{FileStorage, LogStorage};
+use stepstate_core::log::{map_snapshot, parse_snapshot, LogRecord, SnapshotWriter};
 use stepstate_core::log::{SyncPolicy, WriterOptions};
 use stepstate_core::store::FileOptions;
-use stepstate_core::{Engine, EngineOptions};
+use stepstate_core::{Engine, EngineOptions, FileStore};
 
 /// A fresh directory under the target's temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -152,8 +153,8 @@ pub fn file_options(path: &Path, policy: SyncPolicy, compact_min_bytes: u64) -> 
     options
 }
 
-pub fn open(path: &Path, policy: SyncPolicy, compact_min_bytes: u64) -> Arc<Engine> {
-    Engine::open_file(
+pub fn open(path: &Path, policy: SyncPolicy, compact_min_bytes: u64) -> Arc<FileStore> {
+    FileStore::open(
         EngineOptions::default(),
         file_options(path, policy, compact_min_bytes),
     )
@@ -219,13 +220,35 @@ pub fn file_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// Opening the store in `dir` fails with `code` and leaves every file as it was.
 pub fn assert_open_fails_and_changes_nothing(dir: &Path, code: &str) {
     let before = file_contents(dir);
-    let err = Engine::open_file(
+    let err = FileStore::open(
         EngineOptions::default(),
         file_options(dir, SyncPolicy::No, 64 << 20),
     )
     .unwrap_err();
     assert_eq!(err.code(), code, "{err}");
     assert_eq!(file_contents(dir), before, "open_file changed the files");
+}
+
+/// Writes `snapshot-<generation>.snap` in `dir` from `records` with a [`SnapshotWriter`].
+pub fn write_snapshot<'r>(
+    dir: &Path,
+    generation: u64,
+    records: impl Iterator<Item = LogRecord<'r>>,
+) -> stepstate_core::Result<()> {
+    let mut writer = SnapshotWriter::create(dir, generation)?;
+    for record in records {
+        writer.put(&record)?;
+    }
+    writer.finish()
+}
+
+/// Reads the snapshot at `path`, calling `on_record` for each record; returns how many.
+pub fn read_snapshot(
+    path: &Path,
+    on_record: impl FnMut(LogRecord<'_>) -> stepstate_core::Result<()>,
+) -> stepstate_core::Result<u64> {
+    let map = map_snapshot(path)?;
+    parse_snapshot(&map, path, on_record)
 }
 
 /// Polls `done` every few milliseconds for at most `limit`; returns whether it became true.
