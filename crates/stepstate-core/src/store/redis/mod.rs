@@ -1,0 +1,759 @@
+//! The Redis store: the same contract as the in-process stores, shared by every process (and
+//! machine) that opens the same Redis with the same prefix.
+//!
+//! The rules are the core's ([`write`](crate::write), [`ops`](crate::ops)): `update` runs the
+//! Rust op engine on the value it holds and stores the result with a compare-and-set on the
+//! item's version (a small script, [`scripts`]), retried when another process got there first.
+//! Within one process, writes to one key wait in line (striped async locks), so a process never
+//! conflicts with itself, and the last version it saw of each key is kept so that an
+//! uncontended update costs one round trip. Every write records its change event in a bounded
+//! Redis stream in the same atomic step; a reader task turns the stream into the store's
+//! [`EventBus`], resuming where it stopped after a dropped connection. Expiry is decided by the
+//! server's clock; any process sweeps, and each expired item is removed exactly once.
+//!
+//! Every call is async (tokio) and bounded by `command_timeout`: when Redis cannot be reached
+//! it fails with `BACKEND_UNAVAILABLE`, and the connection comes back by itself when Redis does.
+
+mod scripts;
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
+
+use crate::engine::{Removed, Replaced, Version, WriteResult};
+use crate::error::{Error, Result};
+use crate::events::{Change, EventBus, EventType, Reason};
+use crate::json::push_json_string;
+use crate::ops;
+use crate::write::{check_item, check_name, Item, Rules, Ttl};
+use scripts::Scripts;
+
+/// Settings of a Redis store.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://[user[:password]@]host[:port][/db]` (or `rediss://` for TLS).
+    pub url: String,
+    /// Prepended to every key the store uses, so that several stores share one Redis. Default
+    /// `stepstate:`.
+    pub prefix: String,
+    /// How long a call waits for Redis (to connect, and to answer) before it fails with
+    /// `BACKEND_UNAVAILABLE`. Default 5 seconds.
+    pub command_timeout: Duration,
+    /// Value size and default TTL (see [`Rules`]).
+    pub rules: Rules,
+    /// The change events kept in the stream for listeners that reconnect (approximately, as
+    /// Redis's `MAXLEN ~`). Default 100,000.
+    pub events_kept: u64,
+}
+
+impl RedisOptions {
+    /// Default settings for the Redis at `url`.
+    pub fn new(url: impl Into<String>) -> RedisOptions {
+        RedisOptions {
+            url: url.into(),
+            prefix: "stepstate:".into(),
+            command_timeout: Duration::from_secs(5),
+            rules: Rules::default(),
+            events_kept: 100_000,
+        }
+    }
+}
+
+/// How often a process sweeps expired items (any process may; each item goes once).
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// Most items one sweep removes.
+const SWEEP_LIMIT: u32 = 500;
+/// Stripes of the per-key write locks of one process.
+const KEY_LOCKS: usize = 256;
+/// Most versions remembered for one-round-trip updates.
+const KNOWN_VERSIONS: usize = 10_000;
+
+/// The keys of one group.
+struct GroupKeys {
+    items: String,
+    order: String,
+    counter: String,
+}
+
+/// One store on a Redis server.
+pub struct RedisStore {
+    connection: ConnectionManager,
+    client: redis::Client,
+    options: RedisOptions,
+    scripts: Scripts,
+    groups_key: String,
+    expiry_key: String,
+    stream_key: String,
+    events: Arc<EventBus>,
+    key_locks: Box<[tokio::sync::Mutex<()>]>,
+    hasher: foldhash::fast::RandomState,
+    /// The last version and text this process saw of each key.
+    known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>)>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    reader_started: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.options.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a Redis failure: unreachable, refused, timed out or rejected credentials are
+/// `BACKEND_UNAVAILABLE`; anything else the server answered is `IO`.
+fn backend_error(err: redis::RedisError) -> Error {
+    if err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.is_unrecoverable_error()
+        || matches!(err.kind(), redis::ErrorKind::AuthenticationFailed)
+    {
+        Error::BackendUnavailable(format!("Redis is unavailable: {err}"))
+    } else {
+        Error::Io(format!("Redis failed: {err}"))
+    }
+}
+
+/// An item payload `<version>:<expires_at_ms>:<json>` split into its parts.
+fn parse_payload(payload: &str) -> Result<(Version, u64, &str)> {
+    let bad = || {
+        Error::Io(format!(
+            "Redis holds an item stepstate did not write: {payload:.40}"
+        ))
+    };
+    let (version, rest) = payload.split_once(':').ok_or_else(bad)?;
+    let (expires, json) = rest.split_once(':').ok_or_else(bad)?;
+    Ok((
+        version.parse().map_err(|_| bad())?,
+        expires.parse().map_err(|_| bad())?,
+        json,
+    ))
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn integer(value: &Value) -> u64 {
+    match value {
+        Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn unexpected(what: &str, value: &Value) -> Error {
+    Error::Io(format!("unexpected reply from Redis to {what}: {value:?}"))
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `options.url` and starts the expiry sweep. Fails with
+    /// `BACKEND_UNAVAILABLE` within `command_timeout` when Redis cannot be reached or rejects
+    /// the credentials, `INVALID_ARGUMENT` for a malformed URL. Must run inside a tokio runtime.
+    pub async fn open(options: RedisOptions) -> Result<Arc<RedisStore>> {
+        let client = redis::Client::open(options.url.as_str()).map_err(|e| {
+            Error::InvalidArgument(format!("url {:?} is not a Redis URL: {e}", options.url))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.command_timeout))
+            .set_response_timeout(Some(options.command_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = tokio::time::timeout(
+            options.command_timeout,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| unreachable_within(&options))?
+        .map_err(backend_error)?;
+        let prefix = &options.prefix;
+        let store = Arc::new(RedisStore {
+            connection,
+            client,
+            groups_key: format!("{prefix}groups"),
+            expiry_key: format!("{prefix}expiry"),
+            stream_key: format!("{prefix}events"),
+            scripts: Scripts::new(),
+            events: Arc::new(EventBus::default()),
+            key_locks: (0..KEY_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            known: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+            reader_started: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            options,
+        });
+        // A first round trip, so that a wrong password or an unreachable server fails open.
+        store.ping().await?;
+        let sweeper = Arc::downgrade(&store);
+        store.tasks.lock().push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+                let Some(store) = sweeper.upgrade() else {
+                    return;
+                };
+                let _ = store.sweep().await;
+            }
+        }));
+        Ok(store)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut connection = self.connection.clone();
+        self.bounded(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The subscribers to this store's change events (from every process on the prefix).
+    /// Subscribing starts the stream reader (see [`RedisStore::listen`]).
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Starts reading the event stream into [`RedisStore::events`], from now on (once).
+    pub async fn listen(self: &Arc<Self>) -> Result<()> {
+        if self.reader_started.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // From the newest entry now: what was written before is not an event for this listener.
+        let mut connection = self.connection.clone();
+        let stream = self.stream_key.clone();
+        let newest: Value = self
+            .bounded(async move {
+                redis::cmd("XREVRANGE")
+                    .arg(&stream)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        let mut last_id = match &newest {
+            Value::Array(entries) => entries
+                .first()
+                .and_then(|entry| match entry {
+                    Value::Array(parts) => parts.first().and_then(text),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "0-0".into()),
+            _ => "0-0".into(),
+        };
+        let reader = Arc::downgrade(self);
+        let client = self.client.clone();
+        let stream = self.stream_key.clone();
+        let timeout = self.options.command_timeout;
+        self.tasks.lock().push(tokio::spawn(async move {
+            let mut connection = None;
+            loop {
+                if reader
+                    .upgrade()
+                    .is_none_or(|store| store.closed.load(Ordering::Acquire))
+                {
+                    return;
+                }
+                if connection.is_none() {
+                    match tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+                        .await
+                    {
+                        Ok(Ok(c)) => connection = Some(c),
+                        _ => {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = connection.as_mut() else {
+                    continue;
+                };
+                let read: redis::RedisResult<Value> = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .arg("BLOCK")
+                    .arg(500)
+                    .arg("STREAMS")
+                    .arg(&stream)
+                    .arg(&last_id)
+                    .query_async(c)
+                    .await;
+                match read {
+                    Ok(value) => {
+                        let Some(store) = reader.upgrade() else {
+                            return;
+                        };
+                        store.deliver(&value, &mut last_id);
+                    }
+                    Err(_) => {
+                        // Reconnect and resume after the last entry delivered: nothing is
+                        // lost (while the stream keeps it) and nothing comes twice.
+                        connection = None;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Publishes the entries of an `XREAD` reply and advances `last_id` past them.
+    fn deliver(&self, reply: &Value, last_id: &mut String) {
+        let Value::Array(streams) = reply else { return };
+        for stream in streams {
+            let Value::Array(parts) = stream else {
+                continue;
+            };
+            let Some(Value::Array(entries)) = parts.get(1) else {
+                continue;
+            };
+            for entry in entries {
+                let Value::Array(entry) = entry else { continue };
+                let (Some(id), Some(Value::Array(fields))) =
+                    (entry.first().and_then(text), entry.get(1))
+                else {
+                    continue;
+                };
+                let mut field: HashMap<String, String> = HashMap::new();
+                for pair in fields.chunks(2) {
+                    if let (Some(name), Some(value)) =
+                        (pair.first().and_then(text), pair.get(1).and_then(text))
+                    {
+                        field.insert(name, value);
+                    }
+                }
+                let get = |name: &str| field.get(name).map(String::as_str);
+                let event_type = match get("t") {
+                    Some("c") => EventType::Created,
+                    Some("u") => EventType::Updated,
+                    _ => EventType::Deleted,
+                };
+                let reason = match get("r") {
+                    Some("expired") => Some(Reason::Expired),
+                    Some("cleared") => Some(Reason::Cleared),
+                    _ => None,
+                };
+                if let (Some(group), Some(key)) = (get("g"), get("k")) {
+                    self.events.publish(&Change {
+                        event_type,
+                        group,
+                        key,
+                        old_value: get("o"),
+                        new_value: get("n"),
+                        reason,
+                    });
+                }
+                *last_id = id;
+            }
+        }
+    }
+
+    /// Runs one Redis call within `command_timeout`.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        match tokio::time::timeout(self.options.command_timeout, call).await {
+            Ok(result) => result.map_err(backend_error),
+            Err(_) => Err(unreachable_within(&self.options)),
+        }
+    }
+
+    fn group_keys(&self, group: &str) -> GroupKeys {
+        let prefix = &self.options.prefix;
+        GroupKeys {
+            items: format!("{prefix}{{{group}}}:i"),
+            order: format!("{prefix}{{{group}}}:o"),
+            counter: format!("{prefix}{{{group}}}:n"),
+        }
+    }
+
+    /// The keys a write script takes, in the order of [`scripts`].
+    fn write_invocation<'a>(
+        &'a self,
+        script: &'a redis::Script,
+        group: &str,
+    ) -> redis::ScriptInvocation<'a> {
+        let keys = self.group_keys(group);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(keys.items)
+            .key(keys.order)
+            .key(keys.counter)
+            .key(&self.groups_key)
+            .key(&self.expiry_key)
+            .key(&self.stream_key);
+        invocation
+    }
+
+    fn key_lock(&self, group: &str, key: &str) -> &tokio::sync::Mutex<()> {
+        let hash = self.hasher.hash_one((group, key)) as usize;
+        &self.key_locks[hash % KEY_LOCKS]
+    }
+
+    fn remember(&self, group: &str, key: &str, seen: Option<(Version, Arc<str>)>) {
+        let mut known = self.known.lock();
+        match seen {
+            Some(seen) => {
+                if known.len() >= KNOWN_VERSIONS {
+                    known.clear();
+                }
+                known.insert((group.into(), key.into()), seen);
+            }
+            None => {
+                known.remove(&(Box::from(group), Box::from(key)));
+            }
+        }
+    }
+
+    fn known_version(&self, group: &str, key: &str) -> Option<(Version, Arc<str>)> {
+        self.known
+            .lock()
+            .get(&(Box::from(group), Box::from(key)))
+            .cloned()
+    }
+
+    fn maxlen(&self) -> u64 {
+        self.options.events_kept
+    }
+
+    /// Stores `value` (JSON text) with `ttl`; returns the previous value as it was replaced.
+    pub async fn set(&self, group: &str, key: &str, value: String, ttl: Ttl) -> Result<Replaced> {
+        check_item(group, key)?;
+        self.options
+            .rules
+            .check_size(&value)
+            .map_err(|e| e.for_item("set", group, key))?;
+        let ttl_ms = match ttl {
+            Ttl::Millis(ms) => ms,
+            Ttl::Default => self.options.rules.default_ttl_ms.unwrap_or(0),
+        };
+        let _in_line = self.key_lock(group, key).lock().await;
+        let mut connection = self.connection.clone();
+        let mut invocation = self.write_invocation(&self.scripts.set, group);
+        invocation
+            .arg(group)
+            .arg(key)
+            .arg(&value)
+            .arg(ttl_ms)
+            .arg(self.maxlen());
+        let reply: Value = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        let Value::Array(parts) = &reply else {
+            return Err(unexpected("set", &reply));
+        };
+        let old = parts.first().and_then(text).map(String::into_boxed_str);
+        let old_version = parts.get(1).map_or(0, integer);
+        let version = parts.get(2).map_or(0, integer);
+        self.remember(group, key, Some((version, Arc::from(value))));
+        Ok(Replaced {
+            old,
+            old_version,
+            version,
+            ticket: 0,
+        })
+    }
+
+    /// The value's text and version, or `None` when absent or expired.
+    pub async fn get(&self, group: &str, key: &str) -> Result<Option<(String, Version)>> {
+        check_item(group, key)?;
+        let keys = self.group_keys(group);
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.get.prepare_invoke();
+        invocation.key(keys.items).arg(key);
+        let reply: Option<String> = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        match reply {
+            None => Ok(None),
+            Some(payload) => {
+                let (version, _, json) = parse_payload(&payload)?;
+                self.remember(group, key, Some((version, Arc::from(json))));
+                Ok(Some((json.to_owned(), version)))
+            }
+        }
+    }
+
+    /// Applies `ops_json` atomically across processes: the core's op engine runs on the value
+    /// this process holds, and a compare-and-set stores the result only if no one changed the
+    /// item meanwhile; otherwise the ops run again on the current value. All ops or none.
+    pub async fn update(&self, group: &str, key: &str, ops_json: &str) -> Result<WriteResult> {
+        check_item(group, key)?;
+        let ops = ops::parse_ops_cached(ops_json).map_err(|e| e.for_item("update", group, key))?;
+        let _in_line = self.key_lock(group, key).lock().await;
+        // The value this process last saw: if it is current, one round trip does it.
+        let mut current: Option<(Version, Arc<str>)> = self.known_version(group, key);
+        loop {
+            let item = current.as_ref().map(|(_, value)| Item {
+                value,
+                expires_at_ms: 0,
+            });
+            let (stored, changed_members) = self
+                .options
+                .rules
+                .update(item, &ops, 0)
+                .map_err(|e| e.for_item("update", group, key))?;
+            let expected = current.as_ref().map_or(0, |(version, _)| *version);
+            let mut connection = self.connection.clone();
+            let mut invocation = self.write_invocation(&self.scripts.compare_and_set, group);
+            invocation
+                .arg(group)
+                .arg(key)
+                .arg(expected)
+                .arg(&stored.value)
+                .arg(self.options.rules.default_ttl_ms.unwrap_or(0))
+                .arg(self.maxlen());
+            let reply: Value = self
+                .bounded(async move { invocation.invoke_async(&mut connection).await })
+                .await?;
+            let Value::Array(parts) = &reply else {
+                return Err(unexpected("update", &reply));
+            };
+            if parts.first().map_or(0, integer) == 1 {
+                let old_value = parts.get(1).and_then(text);
+                let old_version = parts.get(2).map_or(0, integer);
+                let version = parts.get(3).map_or(0, integer);
+                self.remember(
+                    group,
+                    key,
+                    Some((version, Arc::from(stored.value.as_str()))),
+                );
+                return Ok(WriteResult {
+                    new_value: stored.value,
+                    old_value,
+                    old_version,
+                    version,
+                    changed_members,
+                    ticket: 0,
+                });
+            }
+            // Someone else wrote first: apply the ops again to what is there now.
+            current = match parts.get(1).and_then(text) {
+                Some(payload) => {
+                    let (version, _, json) = parse_payload(&payload)?;
+                    Some((version, Arc::from(json)))
+                }
+                None => None,
+            };
+        }
+    }
+
+    /// Removes the item; returns the removed value, `None` when it was absent or expired.
+    pub async fn delete(&self, group: &str, key: &str) -> Result<Option<Removed>> {
+        check_item(group, key)?;
+        let _in_line = self.key_lock(group, key).lock().await;
+        let mut connection = self.connection.clone();
+        let mut invocation = self.write_invocation(&self.scripts.delete, group);
+        invocation.arg(group).arg(key).arg(self.maxlen());
+        let reply: Value = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        self.remember(group, key, None);
+        match &reply {
+            Value::Nil => Ok(None),
+            Value::Array(parts) => Ok(parts.first().and_then(text).map(|old| Removed {
+                old: old.into_boxed_str(),
+                old_version: parts.get(1).map_or(0, integer),
+                ticket: 0,
+            })),
+            other => Err(unexpected("delete", other)),
+        }
+    }
+
+    /// Removes every item of the group; returns how many live items it removed.
+    pub async fn clear(&self, group: &str) -> Result<usize> {
+        check_name("group", group)?;
+        let mut connection = self.connection.clone();
+        let mut invocation = self.write_invocation(&self.scripts.clear, group);
+        invocation.arg(group).arg(self.maxlen());
+        let removed: u64 = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        self.known.lock().retain(|(g, _), _| &**g != group);
+        Ok(removed as usize)
+    }
+
+    /// The group's live items in insertion order: (key, payload) pairs.
+    async fn group_items(&self, group: &str) -> Result<Vec<(String, String)>> {
+        check_name("group", group)?;
+        let keys = self.group_keys(group);
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.group.prepare_invoke();
+        invocation.key(keys.items).key(keys.order);
+        let reply: Vec<String> = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        let mut items = Vec::with_capacity(reply.len() / 2);
+        let mut parts = reply.into_iter();
+        while let (Some(key), Some(payload)) = (parts.next(), parts.next()) {
+            items.push((key, payload));
+        }
+        Ok(items)
+    }
+
+    /// The group's live values as the text of one JSON array, in insertion order.
+    pub async fn group_json(&self, group: &str) -> Result<String> {
+        let items = self.group_items(group).await?;
+        let mut out = String::from("[");
+        for (position, (_, payload)) in items.iter().enumerate() {
+            if position > 0 {
+                out.push(',');
+            }
+            out.push_str(parse_payload(payload)?.2);
+        }
+        out.push(']');
+        Ok(out)
+    }
+
+    /// The group's live items as the text of a JSON array of `{"key":…,"value":…}`.
+    pub async fn entries_json(&self, group: &str) -> Result<String> {
+        let items = self.group_items(group).await?;
+        let mut out = String::from("[");
+        for (position, (key, payload)) in items.iter().enumerate() {
+            if position > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"key\":");
+            push_json_string(&mut out, key);
+            out.push_str(",\"value\":");
+            out.push_str(parse_payload(payload)?.2);
+            out.push('}');
+        }
+        out.push(']');
+        Ok(out)
+    }
+
+    /// The group's live keys as the text of a JSON array, in insertion order.
+    pub async fn keys_json(&self, group: &str) -> Result<String> {
+        let items = self.group_items(group).await?;
+        let mut out = String::from("[");
+        for (position, (key, _)) in items.iter().enumerate() {
+            if position > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key);
+        }
+        out.push(']');
+        Ok(out)
+    }
+
+    /// The names of the groups with at least one live item, sorted by UTF-16 code units (as
+    /// JavaScript sorts strings). Sweeps what is due first, so that a group whose last item
+    /// expired is not listed.
+    pub async fn list_groups(&self) -> Result<Vec<String>> {
+        self.sweep().await?;
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.groups.prepare_invoke();
+        invocation.key(&self.groups_key);
+        let mut names: Vec<String> = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        names.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+        Ok(names)
+    }
+
+    /// Removes expired items with their events (at most a bounded number per call); returns
+    /// how many.
+    pub async fn sweep(&self) -> Result<usize> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.sweep.prepare_invoke();
+        invocation
+            .key(&self.groups_key)
+            .key(&self.expiry_key)
+            .key(&self.stream_key)
+            .arg(&self.options.prefix)
+            .arg(self.maxlen())
+            .arg(SWEEP_LIMIT);
+        let removed: u64 = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        Ok(removed as usize)
+    }
+
+    /// Stops the sweep and the event reader and drops every subscriber; later calls fail with
+    /// `CLOSED`. Returns at once, whether or not Redis can be reached. Idempotent.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+        self.events.unsubscribe_all();
+        self.known.lock().clear();
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn unreachable_within(options: &RedisOptions) -> Error {
+    Error::BackendUnavailable(format!(
+        "Redis at {} did not answer within {} ms",
+        redact(&options.url),
+        options.command_timeout.as_millis()
+    ))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_split_into_version_expiry_and_json() {
+        assert_eq!(
+            parse_payload("12:0:{\"a\":\"1:2\"}").unwrap(),
+            (12, 0, "{\"a\":\"1:2\"}")
+        );
+        assert_eq!(parse_payload("nonsense").unwrap_err().code(), "IO");
+    }
+
+    #[test]
+    fn urls_lose_their_password_in_messages() {
+        assert_eq!(
+            redact("redis://u:secret@host:1/0"),
+            "redis://u:***@host:1/0"
+        );
+        assert_eq!(redact("redis://host:1"), "redis://host:1");
+    }
+}

@@ -1,0 +1,229 @@
+//! The Redis store against real `redis-server` processes that the tests start on free loopback
+//! ports (never the one on 6379) and stop by pid. Without a `redis-server` binary the tests say
+//! so loudly and pass, except under `CI=true`, where that is a failure.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::redis::RedisServer;
+use stepstate_core::store::{RedisOptions, RedisStore};
+use stepstate_core::Ttl;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn open(server: &RedisServer, prefix: &str) -> Arc<RedisStore> {
+    let mut options = RedisOptions::new(server.url());
+    options.prefix = prefix.into();
+    RedisStore::open(options).await.unwrap()
+}
+
+#[test]
+fn set_get_delete_and_insertion_order_behave_as_in_memory() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = open(&server, "t1:").await;
+        assert_eq!(
+            store
+                .set("g", "a", "1".into(), Ttl::Default)
+                .await
+                .unwrap()
+                .old,
+            None
+        );
+        store
+            .set("g", "b", "[]".into(), Ttl::Default)
+            .await
+            .unwrap();
+        let replaced = store
+            .set("g", "a", "{}".into(), Ttl::Default)
+            .await
+            .unwrap();
+        assert_eq!(replaced.old.as_deref(), Some("1"));
+        assert!(replaced.version > replaced.old_version);
+        assert_eq!(store.group_json("g").await.unwrap(), "[{},[]]");
+        let removed = store.delete("g", "a").await.unwrap().unwrap();
+        assert_eq!(&*removed.old, "{}");
+        assert_eq!(store.delete("g", "a").await.unwrap(), None);
+        store
+            .set("g", "a", "9007199254740991".into(), Ttl::Default)
+            .await
+            .unwrap();
+        assert_eq!(store.keys_json("g").await.unwrap(), r#"["b","a"]"#);
+        assert_eq!(
+            store.entries_json("g").await.unwrap(),
+            r#"[{"key":"b","value":[]},{"key":"a","value":9007199254740991}]"#
+        );
+        assert_eq!(
+            store.get("g", "a").await.unwrap().unwrap().0,
+            "9007199254740991"
+        );
+        assert_eq!(store.get("g", "zz").await.unwrap(), None);
+        store
+            .set("a:b/c", "é\u{1F600}", "\"x\"".into(), Ttl::Default)
+            .await
+            .unwrap();
+        assert_eq!(store.list_groups().await.unwrap(), ["a:b/c", "g"]);
+        assert_eq!(store.clear("g").await.unwrap(), 2);
+        assert_eq!(store.list_groups().await.unwrap(), ["a:b/c"]);
+        assert_eq!(store.group_json("g").await.unwrap(), "[]");
+    });
+}
+
+#[test]
+fn concurrent_updates_from_two_stores_lose_nothing() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        // Two stores are two sets of connections, as two processes would have.
+        let first = open(&server, "t2:").await;
+        let second = open(&server, "t2:").await;
+        let mut tasks = Vec::new();
+        for store in [first.clone(), second.clone(), first.clone(), second.clone()] {
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..250 {
+                    store
+                        .update("c", "n", r#"[{"type":"increment","path":"n","by":1}]"#)
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            first.get("c", "n").await.unwrap().unwrap().0,
+            r#"{"n":1000}"#
+        );
+    });
+}
+
+#[test]
+fn a_failing_update_changes_nothing_and_reports_its_op() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = open(&server, "t3:").await;
+        store
+            .set("g", "k", r#"{"s":"x"}"#.into(), Ttl::Default)
+            .await
+            .unwrap();
+        let err = store
+            .update(
+                "g",
+                "k",
+                r#"[{"type":"set","path":"a","value":1},{"type":"increment","path":"s","by":1}]"#,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "increment.not_number");
+        assert_eq!(err.op_index(), Some(1));
+        assert_eq!(
+            store.get("g", "k").await.unwrap().unwrap().0,
+            r#"{"s":"x"}"#
+        );
+        let err = store
+            .update("g", "new", r#"[{"type":"test","path":"a","value":1}]"#)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "test.failed");
+        assert_eq!(store.get("g", "new").await.unwrap(), None);
+    });
+}
+
+#[test]
+fn expiry_follows_the_server_clock_and_is_swept_once_with_its_event() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let first = open(&server, "t4:").await;
+        let second = open(&server, "t4:").await;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        for store in [&first, &second] {
+            let tx = tx.clone();
+            let (_, queue) = store
+                .events()
+                .subscribe(Default::default(), Box::new(|| true));
+            store.listen().await.unwrap();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let drained = queue.drain();
+                    if drained != "[]" && tx.send(drained).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        first
+            .set("g", "k", "1".into(), Ttl::Millis(300))
+            .await
+            .unwrap();
+        assert!(first.get("g", "k").await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        // Invisible at once, whether or not a sweep ran yet.
+        assert_eq!(second.get("g", "k").await.unwrap(), None);
+        assert_eq!(second.group_json("g").await.unwrap(), "[]");
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let mut seen = String::new();
+        while let Ok(batch) = rx.try_recv() {
+            seen.push_str(&batch);
+        }
+        // Each of the two listeners saw the creation and exactly one expiry.
+        assert_eq!(seen.matches("state:created").count(), 2, "{seen}");
+        assert_eq!(seen.matches("\"reason\":\"expired\"").count(), 2, "{seen}");
+        assert!(second.list_groups().await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn an_unreachable_server_fails_within_the_timeout_and_a_restarted_one_is_used_again() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let mut options = RedisOptions::new(server.url());
+        options.prefix = "t5:".into();
+        options.command_timeout = Duration::from_millis(800);
+        let store = RedisStore::open(options.clone()).await.unwrap();
+        store.set("g", "k", "1".into(), Ttl::Default).await.unwrap();
+        server.stop();
+        let started = std::time::Instant::now();
+        let err = store.get("g", "k").await.unwrap_err();
+        assert_eq!(err.code(), "BACKEND_UNAVAILABLE", "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        let err = RedisStore::open(options.clone()).await.unwrap_err();
+        assert_eq!(err.code(), "BACKEND_UNAVAILABLE");
+
+        server.restart();
+        let mut answered = None;
+        for _ in 0..50 {
+            match store.set("g", "k", "2".into(), Ttl::Default).await {
+                Ok(_) => {
+                    answered = Some(());
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        assert!(answered.is_some(), "the store never came back");
+        assert_eq!(store.get("g", "k").await.unwrap().unwrap().0, "2");
+    });
+}
