@@ -1,16 +1,18 @@
 'use strict'
-// The public face of stepstate: `StateManager` over the native binding.
+// The public face of stepstate: `StateManager`, the same for every kind of store.
 //
-// Every method is an `async` wrapper around one synchronous native call: values cross as JSON
-// text (JSON.stringify here, JSON.parse of the returned text), so a call never hops threads and
-// never converts values field by field. Native errors arrive as `code \x1f opIndex \x1f message`
-// and are rebuilt here into `StateError` (or `TypeError` for bad arguments) with a `code`.
+// It owns what every store shares: argument and option checks, values and ops as JSON text
+// (JSON.stringify here; the `new_value` of a `set`), change events (`onChange`, `watch`,
+// listener errors), the open/closed state and `close`. Each storage call goes to
+// `this._backend`, chosen from `options.adapter` when the manager is made (lib/backend/: the
+// backend's methods are listed at the top of native.js); whatever a backend method returns, a
+// value or a Promise of it, the `async` method returns as is. Errors are coded (lib/errors.js):
+// `StateError`, or `TypeError` for bad arguments, each with a `code`.
 
 const { EventEmitter } = require('node:events')
-const native = require('./binding.js')
-const { ValueCache, DEFAULT_CACHE_BYTES, MAX_NESTING, copyJson, toJsonData, withMembers, UNHANDLED } = require('./cache.js')
-
-const ERROR_FIELD_SEPARATOR = '\u001f'
+const { NativeBackend } = require('./lib/backend/native.js')
+const { DEFAULT_CACHE_BYTES, MAX_NESTING, toJsonData, UNHANDLED } = require('./lib/cache.js')
+const { StateError, makeError, reason, describe } = require('./lib/errors.js')
 
 /**
  * The longest JSON text of a value, in bytes of UTF-8: half of V8's largest string (2^29 − 24),
@@ -21,53 +23,6 @@ const ERROR_FIELD_SEPARATOR = '\u001f'
 const MAX_VALUE_TEXT_BYTES = ((2 ** 29 - 24 - 3) / 2) | 0
 /** A text of at most this many UTF-16 units has at most MAX_VALUE_TEXT_BYTES bytes of UTF-8. */
 const SURELY_SHORT_ENOUGH = Math.floor(MAX_VALUE_TEXT_BYTES / 3)
-
-/** An error of the store; `code` is stable, `opIndex` names the failing op of an update. */
-class StateError extends Error {
-  constructor(code, message, opIndex, options) {
-    super(message, options)
-    this.name = 'StateError'
-    this.code = code
-    if (opIndex !== undefined) this.opIndex = opIndex
-  }
-}
-
-/** An error with its code; `cause` is what the caller's own code threw, when it threw. */
-function makeError(code, message, opIndex, cause) {
-  const options = cause === undefined ? undefined : { cause }
-  if (code === 'INVALID_ARGUMENT') {
-    const err = new TypeError(message, options)
-    err.code = code
-    return err
-  }
-  return new StateError(code, message, opIndex, options)
-}
-
-/** What a caller's getter, Proxy trap or toJSON threw, for a message. */
-function reason(err) {
-  try {
-    return err instanceof Error ? err.message : String(err)
-  } catch {
-    return 'an unprintable value'
-  }
-}
-
-/** Turns an error thrown by the binding back into a StateError with its code. */
-function fromNative(err) {
-  const message = err && err.message
-  if (typeof message !== 'string') return err
-  const first = message.indexOf(ERROR_FIELD_SEPARATOR)
-  if (first < 0) return err
-  const second = message.indexOf(ERROR_FIELD_SEPARATOR, first + 1)
-  const opIndex = message.slice(first + 1, second)
-  return makeError(message.slice(0, first), message.slice(second + 1), opIndex === '' ? undefined : Number(opIndex))
-}
-
-function describe(value) {
-  if (value === null) return 'null'
-  if (typeof value === 'string') return value === '' ? 'an empty string' : JSON.stringify(value)
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`
-}
 
 // The engine checks emptiness and the 1024-byte limit; JavaScript-only cases are checked here:
 // the type, and lone surrogates (which UTF-8 cannot carry, so two different keys would collide).
@@ -195,25 +150,27 @@ function serializeOps(ops, group, key) {
   }
 }
 
-function parseOrNull(text) {
-  return text == null ? null : JSON.parse(text)
-}
-
 /** The longest group or key, in bytes of UTF-8 (the engine checks names it is given). */
 const MAX_NAME_BYTES = 1024
 
-const ADAPTERS = ['memory', 'file']
-const SYNC_POLICIES = ['always', 'everysec', 'no']
+/** The stores there are, by `options.adapter`, each with the backend that serves it. */
+const BACKENDS = new Map([
+  ['memory', NativeBackend],
+  ['file', NativeBackend],
+])
 
-/** Checks the options; returns what the native open functions take. */
+/**
+ * Checks the options every store takes (`adapter`, `maxValueBytes`, `ttl`, `cacheBytes`); a
+ * store's own options are its backend's to check. Returns them with their defaults.
+ */
 function checkOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw makeError('INVALID_ARGUMENT', `options must be an object, got ${describe(options)}`)
   }
   const adapter = options.adapter === undefined ? 'memory' : options.adapter
-  if (!ADAPTERS.includes(adapter)) {
+  if (!BACKENDS.has(adapter)) {
     const name = typeof adapter === 'string' ? JSON.stringify(adapter) : describe(adapter)
-    throw makeError('INVALID_ARGUMENT', `adapter ${name} is not available; use one of: ${ADAPTERS.join(', ')}`)
+    throw makeError('INVALID_ARGUMENT', `adapter ${name} is not available; use one of: ${[...BACKENDS.keys()].join(', ')}`)
   }
   const maxValueBytes = options.maxValueBytes === undefined ? 0 : options.maxValueBytes
   if (!Number.isSafeInteger(maxValueBytes) || maxValueBytes < 0) {
@@ -224,80 +181,7 @@ function checkOptions(options) {
   if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
     throw makeError('INVALID_ARGUMENT', `cacheBytes must be 0 or a positive integer, got ${describe(cacheBytes)}`)
   }
-  if (adapter === 'memory') return { adapter, maxValueBytes, defaultTtlMs, cacheBytes }
-  const path = options.path === undefined ? '.stepstate' : options.path
-  if (typeof path !== 'string' || path.length === 0) {
-    throw makeError('INVALID_ARGUMENT', `path must be a non-empty string (a directory), got ${describe(path)}`)
-  }
-  const sync = options.sync === undefined ? 'everysec' : options.sync
-  if (!SYNC_POLICIES.includes(sync)) {
-    throw makeError('INVALID_ARGUMENT', `sync must be one of ${SYNC_POLICIES.join(', ')}, got ${describe(sync)}`)
-  }
-  const compactMinBytes = options.compactMinBytes === undefined ? 0 : options.compactMinBytes
-  if (!Number.isSafeInteger(compactMinBytes) || compactMinBytes < 0) {
-    throw makeError('INVALID_ARGUMENT', `compactMinBytes must be a positive integer, got ${describe(compactMinBytes)}`)
-  }
-  return { adapter, maxValueBytes, defaultTtlMs, cacheBytes, path, sync, compactMinBytes }
-}
-
-/**
- * Acknowledgements of `sync: 'always'` writes: a write's promise resolves once the log's sync
- * thread reports a durable ticket at least as large as the write's. While any write waits, the
- * notification callback keeps the process alive; otherwise it does not.
- */
-class DurableAcks {
-  constructor(handle) {
-    this.acked = 0
-    this.pending = [] // ticket, resolve, reject, ticket, resolve, reject, ...
-    this.failure = null
-    this.keepingAlive = false
-    this.watch = native.watchDurable(handle, (ticket) => this.reached(ticket))
-  }
-
-  wait(ticket) {
-    if (this.failure !== null) return Promise.reject(this.failure)
-    if (ticket <= this.acked) return undefined
-    return new Promise((resolve, reject) => {
-      this.pending.push(ticket, resolve, reject)
-      this.keepAlive(true)
-    })
-  }
-
-  reached(ticket) {
-    if (ticket < 0) {
-      this.fail(makeError('IO', 'the log failed to sync; writes that were not yet on disk are not acknowledged'))
-      return
-    }
-    if (ticket > this.acked) this.acked = ticket
-    let done = 0
-    while (done < this.pending.length && this.pending[done] <= ticket) {
-      this.pending[done + 1]()
-      done += 3
-    }
-    if (done > 0) this.pending.splice(0, done)
-    if (this.pending.length === 0) this.keepAlive(false)
-  }
-
-  fail(err) {
-    this.failure = err
-    for (let i = 0; i < this.pending.length; i += 3) this.pending[i + 2](err)
-    this.pending = []
-    this.keepAlive(false)
-  }
-
-  keepAlive(on) {
-    if (this.keepingAlive === on || this.watch === null) return
-    this.keepingAlive = on
-    native.durableRef(this.watch, on)
-  }
-
-  /** After a successful close everything is on disk: resolve whatever still waits. */
-  closed(err) {
-    if (err) this.fail(err)
-    else this.reached(Number.MAX_SAFE_INTEGER)
-    native.unwatchDurable(this.watch)
-    this.watch = null
-  }
+  return { adapter, maxValueBytes, defaultTtlMs, cacheBytes }
 }
 
 /** A TTL in seconds (fractions allowed) as whole milliseconds, at least 1. */
@@ -352,9 +236,10 @@ class StateManager extends EventEmitter {
 
   constructor(options = {}) {
     super()
-    let settings
+    let backend
     try {
-      settings = checkOptions(options)
+      const settings = checkOptions(options)
+      backend = new (BACKENDS.get(settings.adapter))(settings, options)
     } catch (err) {
       if (typeof err?.code === 'string') throw err
       throw makeError('INVALID_ARGUMENT', `reading the options threw: ${reason(err)}`, undefined, err)
@@ -362,48 +247,32 @@ class StateManager extends EventEmitter {
     this._closed = false
     this._subscriptions = new Set()
     this._watchers = new Set() // the `finish` of every open watch() iterator
-    this._acks = null
-    this._cache = new ValueCache(settings.cacheBytes)
-    if (settings.adapter === 'memory') {
-      this._handle = native.openMemory(settings.maxValueBytes, settings.defaultTtlMs)
+    // The backend while it takes calls: null while the store opens, and once it is closed.
+    this._backend = null
+    const opening = backend.open()
+    if (opening === undefined) {
+      this._backend = backend
       this._opening = null
       return
     }
     // Calls made before the store is ready wait for it (see `_ready`).
-    this._handle = null
-    this._opening = native
-      .openFile(settings.path, settings.sync, settings.maxValueBytes, settings.defaultTtlMs, settings.compactMinBytes)
-      .then(
-        (handle) => {
-          // The store's policy, which the first manager to open this directory chose.
-          if (native.syncPolicy(handle) === 'always') this._acks = new DurableAcks(handle)
-          if (this._closed) {
-            native.close(handle)
-            return
-          }
-          this._handle = handle
-        },
-        (err) => {
-          throw fromNative(err)
-        },
-      )
+    this._opening = opening.then(() => {
+      if (this._closed) return backend.close()
+      this._backend = backend
+      return undefined
+    })
     this._opening.catch(() => {}) // the error is reported by `open()` and by every call
   }
 
-  /** The native handle once the store is open; rejects with the open error otherwise. */
+  /** The backend once the store is open; rejects with the open error otherwise. */
   async _ready() {
     if (this._opening !== null) await this._opening
-    if (this._handle === null) throw makeError('CLOSED', 'the store is closed')
-    return this._handle
-  }
-
-  /** Resolves once a write journaled by this thread is acknowledged by its sync policy. */
-  _acknowledged() {
-    return this._acks === null ? undefined : this._acks.wait(native.lastTicket())
+    if (this._backend === null) throw makeError('CLOSED', 'the store is closed')
+    return this._backend
   }
 
   async set(group, key, value, opts) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
     checkName('key', key)
     let ttlMs = -1
@@ -433,138 +302,40 @@ class StateManager extends EventEmitter {
     const text = data === UNHANDLED ? serialize(value, 'set', group, key) : JSON.stringify(data)
     checkTextLength(text, 'set', group, key)
     const newValue = data === UNHANDLED ? parseStorable(text, 'set', group, key) : data
-    const cache = this._cache
-    const cached = cache.item(group, key)
-    let old
-    try {
-      old = native.set(handle, group, key, text, ttlMs, cache.versionOf(cached))
-    } catch (err) {
-      throw fromNative(err)
-    }
-    const oldValue = old === true ? cached.value : parseOrNull(old)
-    cache.putItem(group, key, native.lastVersion(), copyJson(newValue), text.length)
-    const acknowledged = this._acknowledged()
-    if (acknowledged !== undefined) await acknowledged
-    return { new_value: newValue, old_value: oldValue }
+    return backend.set(group, key, text, newValue, ttlMs)
   }
 
   async get(group, key) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
     checkName('key', key)
-    const cache = this._cache
-    const cached = cache.item(group, key)
-    let text
-    try {
-      text = native.get(handle, group, key, cache.versionOf(cached))
-    } catch (err) {
-      throw fromNative(err)
-    }
-    if (text === true) return copyJson(cached.value)
-    if (text === null) {
-      if (cached !== undefined) cache.dropItem(group, key)
-      return null
-    }
-    const value = JSON.parse(text)
-    cache.putItem(group, key, native.lastVersion(), value, text.length)
-    return copyJson(value)
+    return backend.get(group, key)
   }
 
   async update(group, key, ops) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
     checkName('key', key)
-    const text = serializeOps(ops, group, key)
-    const cache = this._cache
-    const cached = cache.item(group, key)
-    let pair
-    try {
-      pair = native.update(handle, group, key, text, cache.versionOf(cached))
-    } catch (err) {
-      throw fromNative(err)
-    }
-    // When the old value is the cached one: the changed members `{...}`, or `[new]`;
-    // otherwise `[new, old]`.
-    let newValue
-    let oldValue
-    if (pair.charCodeAt(0) === 123 /* { */) {
-      // The cached value becomes the new one in place (it stays in the older generation of
-      // the heap, where copies of it would cost the garbage collector a promotion each).
-      const current = cached.value
-      oldValue = copyJson(current)
-      withMembers(current, JSON.parse(pair))
-      newValue = copyJson(current)
-      cache.putItem(group, key, native.lastVersion(), current, native.lastLength())
-    } else {
-      const values = JSON.parse(pair)
-      newValue = values[0]
-      oldValue = values.length === 1 ? cached.value : values[1]
-      cache.putItem(group, key, native.lastVersion(), copyJson(newValue), pair.length)
-    }
-    const acknowledged = this._acknowledged()
-    if (acknowledged !== undefined) await acknowledged
-    return { new_value: newValue, old_value: oldValue }
+    return backend.update(group, key, serializeOps(ops, group, key))
   }
 
   async delete(group, key) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
     checkName('key', key)
-    const cache = this._cache
-    const cached = cache.item(group, key)
-    let text
-    try {
-      text = native.delete(handle, group, key, cache.versionOf(cached))
-    } catch (err) {
-      throw fromNative(err)
-    }
-    if (cached !== undefined) cache.dropItem(group, key)
-    if (text === null) return null
-    const oldValue = text === true ? cached.value : JSON.parse(text)
-    const acknowledged = this._acknowledged()
-    if (acknowledged !== undefined) await acknowledged
-    return oldValue
+    return backend.delete(group, key)
   }
 
   async clear(group) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
-    let removed
-    try {
-      removed = native.clear(handle, group)
-    } catch (err) {
-      throw fromNative(err)
-    }
-    this._cache.forget(group)
-    if (removed > 0) {
-      const acknowledged = this._acknowledged()
-      if (acknowledged !== undefined) await acknowledged
-    }
+    return backend.clear(group)
   }
 
   async getGroup(group) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
-    // A group's values are cached from the second read of one version on, so that a group
-    // read once after each write pays no copy on top of the parse.
-    const cache = this._cache
-    const cached = cache.group(group)
-    let text
-    try {
-      text = native.getGroup(handle, group, cached === undefined ? 0 : cached.version)
-      if (text === true && cached.values === null) text = native.getGroup(handle, group, 0)
-    } catch (err) {
-      throw fromNative(err)
-    }
-    if (text === true) return copyJson(cached.values)
-    const values = JSON.parse(text)
-    const version = native.lastVersion()
-    if (cached === undefined || cached.version !== version) {
-      cache.putGroup(group, version, null, 0)
-      return values
-    }
-    cache.putGroup(group, version, values, text.length)
-    return copyJson(values)
+    return backend.getGroup(group)
   }
 
   async list(group) {
@@ -572,32 +343,20 @@ class StateManager extends EventEmitter {
   }
 
   async entries(group) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
-    try {
-      return JSON.parse(native.entries(handle, group))
-    } catch (err) {
-      throw fromNative(err)
-    }
+    return backend.entries(group)
   }
 
   async keys(group) {
-    const handle = this._handle || (await this._ready())
+    const backend = this._backend || (await this._ready())
     checkName('group', group)
-    try {
-      return JSON.parse(native.keys(handle, group))
-    } catch (err) {
-      throw fromNative(err)
-    }
+    return backend.keys(group)
   }
 
   async listGroups() {
-    const handle = this._handle || (await this._ready())
-    try {
-      return native.listGroups(handle)
-    } catch (err) {
-      throw fromNative(err)
-    }
+    const backend = this._backend || (await this._ready())
+    return backend.listGroups()
   }
 
   /**
@@ -613,39 +372,33 @@ class StateManager extends EventEmitter {
       throw makeError('INVALID_ARGUMENT', `listener must be a function, got ${describe(listener)}`)
     }
     const { group, key, condition } = checkFilter(filter)
-    const subscription = { native: null, active: true, off: null }
-    const deliver = () => {
-      if (!subscription.active) return
-      const events = JSON.parse(native.drainEvents(subscription.native))
+    const subscription = { backend: null, subscribed: null, active: true, off: null }
+    const deliver = (events) => {
       for (const event of events) {
         if (!subscription.active) return
         this._callListener(listener, condition, event)
       }
     }
-    const subscribe = (handle) => {
-      if (subscription.active) subscription.native = native.subscribe(handle, group ?? null, key ?? null, deliver)
+    const subscribe = (backend) => {
+      if (!subscription.active) return
+      subscription.subscribed = backend.subscribe(group ?? null, key ?? null, deliver)
+      subscription.backend = backend
     }
-    if (this._handle !== null) {
-      try {
-        subscribe(this._handle)
-      } catch (err) {
-        throw fromNative(err)
-      }
+    if (this._backend !== null) {
+      subscribe(this._backend)
     } else if (this._closed || this._opening === null) {
       throw makeError('CLOSED', 'the store is closed')
     } else {
       // Still opening: subscribe once open, before any queued call writes.
-      this._opening.then(() => this._handle !== null && subscribe(this._handle)).catch(() => {})
+      this._opening.then(() => this._backend !== null && subscribe(this._backend)).catch(() => {})
     }
     subscription.off = () => {
       if (!subscription.active) return
       subscription.active = false
       this._subscriptions.delete(subscription)
-      // The native callback holds `deliver`, which holds this subscription: let go of the
-      // native side here, or neither could ever be collected.
-      const subscribed = subscription.native
-      subscription.native = null
-      if (subscribed !== null) native.unsubscribe(subscribed)
+      if (subscription.backend !== null) subscription.backend.unsubscribe(subscription.subscribed)
+      subscription.backend = null
+      subscription.subscribed = null
     }
     this._subscriptions.add(subscription)
     return subscription.off
@@ -738,18 +491,10 @@ class StateManager extends EventEmitter {
         return // it never opened: nothing to release
       }
     }
-    const handle = this._handle
-    this._handle = null
-    this._cache.clear()
-    if (handle === null) return
-    let error = null
-    try {
-      native.close(handle)
-    } catch (err) {
-      error = fromNative(err)
-    }
-    if (this._acks !== null) this._acks.closed(error)
-    if (error !== null) throw error
+    const backend = this._backend
+    this._backend = null
+    if (backend !== null) return backend.close()
+    return undefined
   }
 }
 

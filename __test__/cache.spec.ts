@@ -1,4 +1,4 @@
-// The read cache of a manager (cache.js): values it serves must be exactly what the store holds
+// The read cache of a manager (lib/cache.js): values it serves must be exactly what the store holds
 // now, whoever changed them (another manager of the same file store, another thread, expiry),
 // and every value handed out must be a fresh copy. Also the fast path of `set`, which copies an
 // object as JSON data instead of parsing its text back: its `new_value` must be exactly
@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
 import { StateManager } from '../index.js'
-import { ValueCache, toJsonData, UNHANDLED } from '../cache.js'
+import { ValueCache, toJsonData, UNHANDLED } from '../lib/cache.js'
 import { expectRejection } from './helpers/assertions'
 import { closeManagers, freshManager, tempDirectory, track } from './helpers/managers'
 import { waitFor } from './helpers/wait-for'

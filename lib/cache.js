@@ -1,5 +1,6 @@
 'use strict'
-// The read cache of a StateManager, and the two copies it is built on.
+// The read cache of an in-process store (lib/backend/native.js keeps one per manager), and the
+// copies it is built on, which index.js uses too: `toJsonData` makes a `set`'s `new_value`.
 //
 // A JSON.parse of a ~200-byte value costs about ten times a copy of an already parsed one, so
 // each manager keeps the values it has parsed (or stored) beside the engine's version of them

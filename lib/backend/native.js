@@ -1,0 +1,336 @@
+'use strict'
+// The in-process backend: memory and file stores, through the native binding (binding.js).
+//
+// It owns what only an in-process store has: the native handle (a memory store opens at once,
+// a file store recovers on the thread pool through `openFile`), the file store's options, the
+// manager's read cache (lib/cache.js, keyed by the engine's versions), and the acknowledgements
+// of `sync: 'always'` writes. Every storage call is one synchronous native call, so its methods
+// return their result directly; only a write that waits for the disk returns a Promise. Errors
+// leave here as coded errors (lib/errors.js).
+//
+// The methods, as `StateManager` (index.js) calls them once its checks pass: each returns its
+// result, or a Promise of it, which the manager returns as is (an `async` method adopts either,
+// so the synchronous path costs no extra tick). Another backend (Redis, a user's adapter)
+// answers the same calls with Promises:
+//   open()                              undefined once ready, or a Promise that resolves then
+//   set(group, key, text, value, ttlMs) { new_value: value, old_value }; `text` is
+//                                       JSON.stringify(value), `ttlMs` -1 for the store's default
+//   get(group, key)                     a fresh copy of the value, or null
+//   update(group, key, opsText)         { new_value, old_value }
+//   delete(group, key)                  the old value, or null
+//   clear(group)                        undefined
+//   getGroup(group)                     the values, in insertion order
+//   entries(group) / keys(group)        [{ key, value }] / the keys, in insertion order
+//   listGroups()                        sorted names of the non-empty groups
+//   subscribe(group, key, deliver)      a subscription; `deliver(events)` is called with each
+//                                       batch of committed changes (group/key null: any)
+//   unsubscribe(subscription)           stops delivery; idempotent
+//   close()                             flushes and releases the store; undefined or a Promise
+
+const native = require('../../binding.js')
+const { ValueCache, copyJson, withMembers } = require('../cache.js')
+const { makeError, fromNative, describe } = require('../errors.js')
+
+/** How a file store's log reaches the disk (README, "Durability"); the binding maps the same
+ *  names (src/options.rs). */
+const SYNC_POLICIES = ['always', 'everysec', 'no']
+const DEFAULT_SYNC_POLICY = 'everysec'
+
+/** The file store's own options (`path`, `sync`, `compactMinBytes`), checked, with defaults. */
+function fileSettings(options) {
+  const path = options.path === undefined ? '.stepstate' : options.path
+  if (typeof path !== 'string' || path.length === 0) {
+    throw makeError('INVALID_ARGUMENT', `path must be a non-empty string (a directory), got ${describe(path)}`)
+  }
+  const sync = options.sync === undefined ? DEFAULT_SYNC_POLICY : options.sync
+  if (!SYNC_POLICIES.includes(sync)) {
+    throw makeError('INVALID_ARGUMENT', `sync must be one of ${SYNC_POLICIES.join(', ')}, got ${describe(sync)}`)
+  }
+  const compactMinBytes = options.compactMinBytes === undefined ? 0 : options.compactMinBytes
+  if (!Number.isSafeInteger(compactMinBytes) || compactMinBytes < 0) {
+    throw makeError('INVALID_ARGUMENT', `compactMinBytes must be a positive integer, got ${describe(compactMinBytes)}`)
+  }
+  return { path, sync, compactMinBytes }
+}
+
+function parseOrNull(text) {
+  return text == null ? null : JSON.parse(text)
+}
+
+/**
+ * Acknowledgements of `sync: 'always'` writes: a write's promise resolves (with the write's
+ * result) once the log's sync thread reports a durable ticket at least as large as the write's.
+ * While any write waits, the notification callback keeps the process alive; otherwise it does not.
+ */
+class DurableAcks {
+  constructor(handle) {
+    this.acked = 0
+    this.pending = [] // ticket, resolve, reject, result, ticket, resolve, reject, result, ...
+    this.failure = null
+    this.keepingAlive = false
+    this.watch = native.watchDurable(handle, (ticket) => this.reached(ticket))
+  }
+
+  /** `result`, or a Promise of it once the write of `ticket` is on disk. */
+  wait(ticket, result) {
+    if (this.failure !== null) return Promise.reject(this.failure)
+    if (ticket <= this.acked) return result
+    return new Promise((resolve, reject) => {
+      this.pending.push(ticket, resolve, reject, result)
+      this.keepAlive(true)
+    })
+  }
+
+  reached(ticket) {
+    if (ticket < 0) {
+      this.fail(makeError('IO', 'the log failed to sync; writes that were not yet on disk are not acknowledged'))
+      return
+    }
+    if (ticket > this.acked) this.acked = ticket
+    let done = 0
+    while (done < this.pending.length && this.pending[done] <= ticket) {
+      this.pending[done + 1](this.pending[done + 3])
+      done += 4
+    }
+    if (done > 0) this.pending.splice(0, done)
+    if (this.pending.length === 0) this.keepAlive(false)
+  }
+
+  fail(err) {
+    this.failure = err
+    for (let i = 0; i < this.pending.length; i += 4) this.pending[i + 2](err)
+    this.pending = []
+    this.keepAlive(false)
+  }
+
+  keepAlive(on) {
+    if (this.keepingAlive === on || this.watch === null) return
+    this.keepingAlive = on
+    native.durableRef(this.watch, on)
+  }
+
+  /** After a successful close everything is on disk: resolve whatever still waits. */
+  closed(err) {
+    if (err) this.fail(err)
+    else this.reached(Number.MAX_SAFE_INTEGER)
+    native.unwatchDurable(this.watch)
+    this.watch = null
+  }
+}
+
+/** A memory or file store of this process. */
+class NativeBackend {
+  /**
+   * `settings`: the generic options as index.js checked them (`adapter`, `maxValueBytes`,
+   * `defaultTtlMs`, `cacheBytes`); `options`: the caller's, for the file store's own.
+   */
+  constructor(settings, options) {
+    this.settings = settings
+    this.file = settings.adapter === 'file' ? fileSettings(options) : null
+    this.handle = null // the native handle once open; kept after close, so calls fail CLOSED
+    this.cache = new ValueCache(settings.cacheBytes)
+    this.acks = null // DurableAcks of a `sync: 'always'` store
+  }
+
+  open() {
+    const { maxValueBytes, defaultTtlMs } = this.settings
+    if (this.file === null) {
+      this.handle = native.openMemory(maxValueBytes, defaultTtlMs)
+      return undefined
+    }
+    const { path, sync, compactMinBytes } = this.file
+    return native.openFile(path, sync, maxValueBytes, defaultTtlMs, compactMinBytes).then(
+      (handle) => {
+        this.handle = handle
+        // The store's policy, which the first manager to open this directory chose.
+        if (native.syncPolicy(handle) === 'always') this.acks = new DurableAcks(handle)
+      },
+      (err) => {
+        throw fromNative(err)
+      },
+    )
+  }
+
+  /** The result, or a Promise of it once the write this thread just journaled is on disk. */
+  acknowledged(result) {
+    return this.acks === null ? result : this.acks.wait(native.lastTicket(), result)
+  }
+
+  set(group, key, text, value, ttlMs) {
+    const cache = this.cache
+    const cached = cache.item(group, key)
+    let old
+    try {
+      old = native.set(this.handle, group, key, text, ttlMs, cache.versionOf(cached))
+    } catch (err) {
+      throw fromNative(err)
+    }
+    const oldValue = old === true ? cached.value : parseOrNull(old)
+    cache.putItem(group, key, native.lastVersion(), copyJson(value), text.length)
+    return this.acknowledged({ new_value: value, old_value: oldValue })
+  }
+
+  get(group, key) {
+    const cache = this.cache
+    const cached = cache.item(group, key)
+    let text
+    try {
+      text = native.get(this.handle, group, key, cache.versionOf(cached))
+    } catch (err) {
+      throw fromNative(err)
+    }
+    if (text === true) return copyJson(cached.value)
+    if (text === null) {
+      if (cached !== undefined) cache.dropItem(group, key)
+      return null
+    }
+    const value = JSON.parse(text)
+    cache.putItem(group, key, native.lastVersion(), value, text.length)
+    return copyJson(value)
+  }
+
+  update(group, key, opsText) {
+    const cache = this.cache
+    const cached = cache.item(group, key)
+    let pair
+    try {
+      pair = native.update(this.handle, group, key, opsText, cache.versionOf(cached))
+    } catch (err) {
+      throw fromNative(err)
+    }
+    // When the old value is the cached one: the changed members `{...}`, or `[new]`;
+    // otherwise `[new, old]`.
+    let newValue
+    let oldValue
+    if (pair.charCodeAt(0) === 123 /* { */) {
+      // The cached value becomes the new one in place (it stays in the older generation of
+      // the heap, where copies of it would cost the garbage collector a promotion each).
+      const current = cached.value
+      oldValue = copyJson(current)
+      withMembers(current, JSON.parse(pair))
+      newValue = copyJson(current)
+      cache.putItem(group, key, native.lastVersion(), current, native.lastLength())
+    } else {
+      const values = JSON.parse(pair)
+      newValue = values[0]
+      oldValue = values.length === 1 ? cached.value : values[1]
+      cache.putItem(group, key, native.lastVersion(), copyJson(newValue), pair.length)
+    }
+    return this.acknowledged({ new_value: newValue, old_value: oldValue })
+  }
+
+  delete(group, key) {
+    const cache = this.cache
+    const cached = cache.item(group, key)
+    let text
+    try {
+      text = native.delete(this.handle, group, key, cache.versionOf(cached))
+    } catch (err) {
+      throw fromNative(err)
+    }
+    if (cached !== undefined) cache.dropItem(group, key)
+    if (text === null) return null
+    return this.acknowledged(text === true ? cached.value : JSON.parse(text))
+  }
+
+  clear(group) {
+    let removed
+    try {
+      removed = native.clear(this.handle, group)
+    } catch (err) {
+      throw fromNative(err)
+    }
+    this.cache.forget(group)
+    return removed > 0 ? this.acknowledged(undefined) : undefined
+  }
+
+  getGroup(group) {
+    // A group's values are cached from the second read of one version on, so that a group
+    // read once after each write pays no copy on top of the parse.
+    const cache = this.cache
+    const cached = cache.group(group)
+    let text
+    try {
+      text = native.getGroup(this.handle, group, cached === undefined ? 0 : cached.version)
+      if (text === true && cached.values === null) text = native.getGroup(this.handle, group, 0)
+    } catch (err) {
+      throw fromNative(err)
+    }
+    if (text === true) return copyJson(cached.values)
+    const values = JSON.parse(text)
+    const version = native.lastVersion()
+    if (cached === undefined || cached.version !== version) {
+      cache.putGroup(group, version, null, 0)
+      return values
+    }
+    cache.putGroup(group, version, values, text.length)
+    return copyJson(values)
+  }
+
+  entries(group) {
+    try {
+      return JSON.parse(native.entries(this.handle, group))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  keys(group) {
+    try {
+      return JSON.parse(native.keys(this.handle, group))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  listGroups() {
+    try {
+      return native.listGroups(this.handle)
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /**
+   * Subscribes to the changes of `group`/`key` (null: any): the native side calls back, on a
+   * later turn of the event loop, whenever events wait, and they are drained and delivered as
+   * one parsed batch. Nothing is drained once unsubscribed.
+   */
+  subscribe(group, key, deliver) {
+    const subscription = { native: null }
+    const ready = () => {
+      if (subscription.native !== null) deliver(JSON.parse(native.drainEvents(subscription.native)))
+    }
+    try {
+      subscription.native = native.subscribe(this.handle, group, key, ready)
+    } catch (err) {
+      throw fromNative(err)
+    }
+    return subscription
+  }
+
+  unsubscribe(subscription) {
+    // The native callback holds `ready`, which holds this subscription: let go of the native
+    // side here, or neither could ever be collected.
+    const subscribed = subscription.native
+    subscription.native = null
+    if (subscribed !== null) native.unsubscribe(subscribed)
+  }
+
+  /** Closes the handle (the last one of a file store flushes it and releases its directory). */
+  close() {
+    this.cache.clear()
+    if (this.handle === null) return undefined
+    let error = null
+    try {
+      native.close(this.handle)
+    } catch (err) {
+      error = fromNative(err)
+    }
+    if (this.acks !== null) this.acks.closed(error)
+    if (error !== null) throw error
+    return undefined
+  }
+}
+
+module.exports = { NativeBackend }

@@ -1,0 +1,226 @@
+//! The store calls of the in-process backend (memory and file stores): set, get, update,
+//! delete, clear, get_group, entries, keys, list_groups and close, each one synchronous N-API
+//! call over a handle, values crossing as JSON text both ways. A read or write passes the
+//! version of the copy the caller holds, and gets `true` instead of a text it already has.
+
+use crate::args::{js_text, Name, Text};
+use crate::errors::to_js;
+use crate::events::keep_alive_for_pending_events;
+use crate::handle::HandleRef;
+use napi::bindgen_prelude::Either;
+use napi::{Env, JsString, Result};
+use napi_derive::napi;
+use stepstate_core::{GroupRead, Ttl, Version};
+
+thread_local! {
+    // The binding's own per-call fast path, for the in-process backend only: a result beside
+    // the returned text that would cost an object (or an array) per call to return with it.
+    // The core returns everything as values; an async store or another binding does not use
+    // these.
+
+    /// The version of what the last `set`, `get`, `update` or `getGroup` of this JS thread
+    /// wrote or read (see `lastVersion`).
+    static LAST_VERSION: std::cell::Cell<Version> = const { std::cell::Cell::new(0) };
+    /// The length in bytes of the JSON text the last `update` of this JS thread stored.
+    static LAST_LENGTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The length in bytes of the JSON text that the last `update` of this thread stored (for
+/// the read cache's budget when `update` sent only the changed members).
+#[napi]
+pub fn last_length() -> f64 {
+    LAST_LENGTH.get() as f64
+}
+
+/// The version of the value (or group) that the last `set`, `get`, `update` or `getGroup`
+/// call of this thread wrote or read; 0 when there was none. `lib/backend/native.js` keeps it
+/// beside the parsed value in its read cache.
+#[napi]
+pub fn last_version() -> f64 {
+    LAST_VERSION.get() as f64
+}
+
+/// The version a caller says it holds a copy of (0: none).
+fn known(version: f64) -> Version {
+    if version >= 1.0 {
+        version as Version
+    } else {
+        0
+    }
+}
+
+/// A text the caller may already hold: `true` when its version is `known` (no string is made),
+/// the text otherwise; null when there is none.
+type MaybeKnown<'env> = Option<Either<JsString<'env>, bool>>;
+
+fn maybe_known<'env>(
+    env: &'env Env,
+    item: Option<(&str, Version)>,
+    known: Version,
+) -> Result<MaybeKnown<'env>> {
+    Ok(match item {
+        None => None,
+        Some((_, version)) if version == known => Some(Either::B(true)),
+        Some((text, _)) => Some(Either::A(js_text(env, text)?)),
+    })
+}
+
+/// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
+/// returns the previous value's text (`true` when its version is `known_old`) or null. The new
+/// value's version is then `lastVersion()`.
+#[napi]
+pub fn set<'env>(
+    env: &'env Env,
+    handle: HandleRef,
+    group: Name,
+    key: Name,
+    value: Text,
+    ttl_ms: f64,
+    known_old: f64,
+) -> Result<MaybeKnown<'env>> {
+    let ttl = if ttl_ms < 0.0 {
+        Ttl::Default
+    } else {
+        Ttl::Millis(ttl_ms.ceil() as u64)
+    };
+    let replaced = handle.engine()?.set_owned(&group, &key, value.0, ttl);
+    keep_alive_for_pending_events(env);
+    let replaced = replaced.map_err(to_js)?;
+    LAST_VERSION.set(replaced.version);
+    let old = replaced
+        .old
+        .as_deref()
+        .map(|old| (old, replaced.old_version));
+    maybe_known(env, old, known(known_old))
+}
+
+/// The value's text (`true` when its version is `known`), or null. The JS string is made
+/// straight from the stored text while the group is read-locked, with no intermediate copy.
+#[napi]
+pub fn get<'env>(
+    env: &'env Env,
+    handle: HandleRef,
+    group: Name,
+    key: Name,
+    known_version: f64,
+) -> Result<MaybeKnown<'env>> {
+    handle
+        .engine()?
+        .get_versioned(&group, &key, |item| {
+            LAST_VERSION.set(item.map_or(0, |(_, version)| version));
+            maybe_known(env, item, known(known_version))
+        })
+        .map_err(to_js)?
+}
+
+/// Applies ops (JSON text of an array); returns the JSON text `[new_value, old_value]`. When
+/// the old value's version is `known_old` (the caller holds it parsed), returns instead the
+/// members that changed as a JSON object (`{"paid":1}`: set them on a copy of the old value),
+/// or `[new_value]` when the update was not one of only some members.
+#[napi]
+pub fn update<'env>(
+    env: &'env Env,
+    handle: HandleRef,
+    group: Name,
+    key: Name,
+    ops: Text,
+    known_old: f64,
+) -> Result<JsString<'env>> {
+    let result = handle.engine()?.update(&group, &key, &ops.0);
+    keep_alive_for_pending_events(env);
+    let result = result.map_err(to_js)?;
+    LAST_VERSION.set(result.version);
+    LAST_LENGTH.set(result.new_value.len());
+    let holds_old = result.old_value.is_some() && result.old_version == known(known_old);
+    if let (true, Some(members)) = (holds_old, &result.changed_members) {
+        return js_text(env, members);
+    }
+    // The caller holds the old value already: leave it out.
+    let old = (!holds_old).then(|| result.old_value.as_deref().unwrap_or("null"));
+    let mut pair = String::with_capacity(3 + result.new_value.len() + old.map_or(0, str::len));
+    pair.push('[');
+    pair.push_str(&result.new_value);
+    if let Some(old) = old {
+        pair.push(',');
+        pair.push_str(old);
+    }
+    pair.push(']');
+    js_text(env, &pair)
+}
+
+/// Removes an item; returns its value's text (`true` when its version is `known_old`) or null.
+#[napi]
+pub fn delete<'env>(
+    env: &'env Env,
+    handle: HandleRef,
+    group: Name,
+    key: Name,
+    known_old: f64,
+) -> Result<MaybeKnown<'env>> {
+    let old = handle.engine()?.delete_owned(&group, &key);
+    keep_alive_for_pending_events(env);
+    let old = old.map_err(to_js)?;
+    maybe_known(
+        env,
+        old.as_ref().map(|(text, v)| (&**text, *v)),
+        known(known_old),
+    )
+}
+
+/// Removes every item of a group; returns how many were removed.
+#[napi]
+pub fn clear(env: Env, handle: HandleRef, group: Name) -> Result<u32> {
+    let removed = handle.engine()?.clear(&group).map_err(to_js)?;
+    keep_alive_for_pending_events(&env);
+    Ok(removed as u32)
+}
+
+/// The group's values as the JSON text of an array, in insertion order; `true` when the
+/// caller's copy of version `known` is still current. The group's version is then
+/// `lastVersion()` (0 for a group that does not exist).
+#[napi]
+pub fn get_group<'env>(
+    env: &'env Env,
+    handle: HandleRef,
+    group: Name,
+    known_version: f64,
+) -> Result<Either<JsString<'env>, bool>> {
+    let read = handle
+        .engine()?
+        .group_json_since(&group, known(known_version))
+        .map_err(to_js)?;
+    Ok(match read {
+        GroupRead::Unchanged => Either::B(true),
+        GroupRead::Changed { text, version } => {
+            LAST_VERSION.set(version);
+            Either::A(js_text(env, &text)?)
+        }
+    })
+}
+
+/// The group's items as the JSON text of an array of `{ key, value }`.
+#[napi]
+pub fn entries<'env>(env: &'env Env, handle: HandleRef, group: Name) -> Result<JsString<'env>> {
+    let text = handle.engine()?.entries_json(&group).map_err(to_js)?;
+    js_text(env, &text)
+}
+
+/// The group's keys as the JSON text of an array of strings.
+#[napi]
+pub fn keys<'env>(env: &'env Env, handle: HandleRef, group: Name) -> Result<JsString<'env>> {
+    let text = handle.engine()?.keys_json(&group).map_err(to_js)?;
+    js_text(env, &text)
+}
+
+/// The sorted names of non-empty groups.
+#[napi]
+pub fn list_groups(handle: HandleRef) -> Result<Vec<String>> {
+    Ok(handle.engine()?.list_groups())
+}
+
+/// Closes this handle; later calls through it fail with `CLOSED`. The last handle of a file
+/// store flushes the log and releases the directory lock. Idempotent.
+#[napi]
+pub fn close(handle: HandleRef) -> Result<()> {
+    handle.close().map_err(to_js)
+}
