@@ -7,7 +7,7 @@ use crate::errors::to_js;
 use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::{sys, Env, JsString, Result, ValueType};
 use std::mem::MaybeUninit;
-use stepstate_core::engine::{name_too_long, MAX_NAME_BYTES};
+use stepstate_core::write::{name_too_long, MAX_NAME_BYTES};
 use stepstate_core::Error;
 
 /// Room for a name: any string of at most `MAX_NAME_BYTES` bytes fits, and N-API writes only

@@ -2,6 +2,7 @@
 //! thread journaled, and a callback told each durable ticket after the log's sync thread
 //! syncs, so that `lib/backend/native.js` resolves a write only once it is on disk.
 
+use crate::errors::to_js;
 use crate::handle::HandleRef;
 use napi::bindgen_prelude::{External, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -9,13 +10,24 @@ use napi::{Env, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::sync::Arc;
-use stepstate_core::store::file::last_ticket as thread_last_ticket;
-use stepstate_core::Engine;
+use stepstate_core::{Error, FileStore};
 
-/// The ticket of the last write this thread journaled (see `watchDurable`).
+thread_local! {
+    /// The journal ticket of the last write made on this JS thread (0: it wrote nothing). The
+    /// core returns each write's ticket with its result; the synchronous in-process calls keep
+    /// it here for `lastTicket()`, the binding's own fast path.
+    static LAST_TICKET: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Remembers the ticket of the write this thread just made (see `lastTicket`).
+pub(crate) fn note_ticket(ticket: u64) {
+    LAST_TICKET.set(ticket);
+}
+
+/// The ticket of the last write this thread made (see `watchDurable`).
 #[napi]
 pub fn last_ticket() -> f64 {
-    thread_last_ticket() as f64
+    LAST_TICKET.get() as f64
 }
 
 type DurableCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
@@ -24,7 +36,7 @@ type DurableCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;
 /// is released by `unwatchDurable`: it holds the JS function, which holds this watch, so
 /// waiting for garbage collection would keep both forever.
 pub struct DurableWatch {
-    engine: Arc<Engine>,
+    store: Arc<FileStore>,
     id: u64,
     callback: Arc<Mutex<Option<DurableCallback>>>,
 }
@@ -32,7 +44,7 @@ pub struct DurableWatch {
 /// Like [`Subscription`](crate::events::Subscription)'s, a watch dropped unclosed stops being told.
 impl Drop for DurableWatch {
     fn drop(&mut self) {
-        self.engine.remove_on_durable(self.id);
+        self.store.remove_on_durable(self.id);
     }
 }
 
@@ -45,7 +57,11 @@ pub fn watch_durable(
     handle: HandleRef,
     callback: Function<f64, ()>,
 ) -> Result<External<DurableWatch>> {
-    let engine = handle.engine()?;
+    let Some(store) = handle.file_store()? else {
+        return Err(to_js(Error::InvalidArgument(
+            "only a file store has durable acknowledgements".into(),
+        )));
+    };
     let callback = Arc::new(Mutex::new(Some(
         callback
             .build_threadsafe_function::<f64>()
@@ -55,14 +71,14 @@ pub fn watch_durable(
     )));
     let notify = callback.clone();
     // A ticket, or -1 when the log failed and nothing more will become durable.
-    let id = engine.on_durable(Arc::new(move |ticket| {
+    let id = store.on_durable(Arc::new(move |ticket| {
         let value = ticket.map_or(-1.0, |ticket| ticket as f64);
         if let Some(callback) = notify.lock().as_ref() {
             callback.call(value, ThreadsafeFunctionCallMode::NonBlocking);
         }
     }));
     Ok(External::new(DurableWatch {
-        engine: handle.engine.clone(),
+        store: store.clone(),
         id,
         callback,
     }))
@@ -84,6 +100,6 @@ pub fn durable_ref(env: Env, watch: &External<DurableWatch>, keep_alive: bool) -
 /// Stops durability callbacks and releases the callback; idempotent.
 #[napi]
 pub fn unwatch_durable(watch: &External<DurableWatch>) {
-    watch.engine.remove_on_durable(watch.id);
+    watch.store.remove_on_durable(watch.id);
     drop(watch.callback.lock().take());
 }

@@ -10,7 +10,7 @@ use napi::{sys, Result, ValueType};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use stepstate_core::store::file::release_shared;
-use stepstate_core::{Engine, Error};
+use stepstate_core::{Engine, Error, FileStore};
 
 /// One `StateManager`'s view of an engine. Closing a handle makes its later calls fail with
 /// `CLOSED` without touching other handles that share the engine.
@@ -20,20 +20,32 @@ pub struct Handle {
     tag: u64,
     pub(crate) engine: Arc<Engine>,
     closed: AtomicBool,
-    /// Whether this handle holds one reference of a shared file store (see `open_shared`).
-    shared_file: bool,
+    /// The file store this handle holds one reference of (see `open_shared`); `None` for a
+    /// memory store.
+    file: Option<Arc<FileStore>>,
 }
 
 /// The first field of every [`Handle`] ("STEPSTAT").
 const HANDLE_TAG: u64 = u64::from_le_bytes(*b"STEPSTAT");
 
 impl Handle {
-    pub(crate) fn new(engine: Arc<Engine>, shared_file: bool) -> Handle {
+    /// A handle on a memory store's engine.
+    pub(crate) fn memory(engine: Arc<Engine>) -> Handle {
         Handle {
             tag: HANDLE_TAG,
             engine,
             closed: AtomicBool::new(false),
-            shared_file,
+            file: None,
+        }
+    }
+
+    /// A handle holding one reference of a shared file store.
+    pub(crate) fn file(store: Arc<FileStore>) -> Handle {
+        Handle {
+            tag: HANDLE_TAG,
+            engine: store.engine().clone(),
+            closed: AtomicBool::new(false),
+            file: Some(store),
         }
     }
 
@@ -42,12 +54,19 @@ impl Handle {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if self.shared_file {
-            release_shared(&self.engine)
-        } else {
-            self.engine.release();
-            Ok(())
+        match &self.file {
+            Some(store) => release_shared(store),
+            None => {
+                self.engine.release();
+                Ok(())
+            }
         }
+    }
+
+    /// The file store, unless this handle was closed (`CLOSED`); `None` for a memory store.
+    pub(crate) fn file_store(&self) -> napi::Result<Option<&Arc<FileStore>>> {
+        self.engine()?;
+        Ok(self.file.as_ref())
     }
 
     /// The engine, unless this handle was closed (`CLOSED`).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use stepstate_core::log::SyncPolicy;
 use stepstate_core::store::file::open_shared;
 use stepstate_core::store::FileOptions;
-use stepstate_core::{Engine, EngineOptions, Error};
+use stepstate_core::{Engine, EngineOptions, Error, FileStore};
 
 /// The names of the sync policies, as JavaScript spells them (`sync` in the README): the one
 /// mapping both ways, for opening a store and for telling a manager its store's policy.
@@ -61,7 +61,7 @@ fn engine_options(max_value_bytes: f64, default_ttl_ms: f64) -> EngineOptions {
 #[napi]
 pub fn open_memory(max_value_bytes: f64, default_ttl_ms: f64) -> NewHandle {
     let options = engine_options(max_value_bytes, default_ttl_ms);
-    NewHandle(Handle::new(Engine::new(options), false))
+    NewHandle(Handle::memory(Engine::new(options)))
 }
 
 /// Opening a file store: recovery runs on the libuv thread pool, off the JS thread.
@@ -70,7 +70,7 @@ pub struct OpenFile {
 }
 
 impl Task for OpenFile {
-    type Output = Arc<Engine>;
+    type Output = Arc<FileStore>;
     type JsValue = NewHandle;
 
     fn compute(&mut self) -> Result<Self::Output> {
@@ -81,8 +81,8 @@ impl Task for OpenFile {
         open_shared(options, file).map_err(to_js)
     }
 
-    fn resolve(&mut self, _env: Env, engine: Self::Output) -> Result<Self::JsValue> {
-        Ok(NewHandle(Handle::new(engine, true)))
+    fn resolve(&mut self, _env: Env, store: Self::Output) -> Result<Self::JsValue> {
+        Ok(NewHandle(Handle::file(store)))
     }
 }
 
@@ -112,7 +112,6 @@ pub fn open_file(
 #[napi]
 pub fn sync_policy(handle: HandleRef) -> Result<&'static str> {
     Ok(handle
-        .engine()?
-        .sync_policy()
-        .map_or("memory", sync_policy_name))
+        .file_store()?
+        .map_or("memory", |store| sync_policy_name(store.sync_policy())))
 }

@@ -4,6 +4,7 @@
 //! version of the copy the caller holds, and gets `true` instead of a text it already has.
 
 use crate::args::{js_text, Name, Text};
+use crate::durable::note_ticket;
 use crate::errors::to_js;
 use crate::events::keep_alive_for_pending_events;
 use crate::handle::HandleRef;
@@ -87,6 +88,7 @@ pub fn set<'env>(
     keep_alive_for_pending_events(env);
     let replaced = replaced.map_err(to_js)?;
     LAST_VERSION.set(replaced.version);
+    note_ticket(replaced.ticket);
     let old = replaced
         .old
         .as_deref()
@@ -130,6 +132,7 @@ pub fn update<'env>(
     keep_alive_for_pending_events(env);
     let result = result.map_err(to_js)?;
     LAST_VERSION.set(result.version);
+    note_ticket(result.ticket);
     LAST_LENGTH.set(result.new_value.len());
     let holds_old = result.old_value.is_some() && result.old_version == known(known_old);
     if let (true, Some(members)) = (holds_old, &result.changed_members) {
@@ -160,9 +163,11 @@ pub fn delete<'env>(
     let old = handle.engine()?.delete_owned(&group, &key);
     keep_alive_for_pending_events(env);
     let old = old.map_err(to_js)?;
+    note_ticket(old.as_ref().map_or(0, |removed| removed.ticket));
     maybe_known(
         env,
-        old.as_ref().map(|(text, v)| (&**text, *v)),
+        old.as_ref()
+            .map(|removed| (&*removed.old, removed.old_version)),
         known(known_old),
     )
 }
@@ -170,7 +175,8 @@ pub fn delete<'env>(
 /// Removes every item of a group; returns how many were removed.
 #[napi]
 pub fn clear(env: Env, handle: HandleRef, group: Name) -> Result<u32> {
-    let removed = handle.engine()?.clear(&group).map_err(to_js)?;
+    let (removed, ticket) = handle.engine()?.clear_ticketed(&group).map_err(to_js)?;
+    note_ticket(ticket);
     keep_alive_for_pending_events(&env);
     Ok(removed as u32)
 }
