@@ -11,6 +11,7 @@
 
 const { EventEmitter } = require('node:events')
 const { NativeBackend } = require('./lib/backend/native.js')
+const { RedisBackend } = require('./lib/backend/redis.js')
 const { DEFAULT_CACHE_BYTES, MAX_NESTING, toJsonData, UNHANDLED } = require('./lib/cache.js')
 const { StateError, makeError, reason, describe } = require('./lib/errors.js')
 
@@ -157,6 +158,7 @@ const MAX_NAME_BYTES = 1024
 const BACKENDS = new Map([
   ['memory', NativeBackend],
   ['file', NativeBackend],
+  ['redis', RedisBackend],
 ])
 
 /**

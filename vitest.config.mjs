@@ -17,6 +17,8 @@ export default defineConfig({
     // by a user's test runner: transformed by vite, the CommonJS `module.exports` of index.js
     // is not seen by index.mjs, so the ESM entry could not be tested faithfully.
     server: { deps: { external: [new RegExp(`^${escapeRegExp(root)}index\\.m?js$`)] } },
+    // The Redis conformance pass runs on a private redis-server started for it.
+    globalSetup: process.env.STEPSTATE_TEST_ADAPTER === 'redis' ? ['./__test__/helpers/redis-server.mjs'] : [],
     // Under CI a skipped or todo test fails the run (see the reporter's header).
     reporters: ['default', './__test__/helpers/no-skips-reporter.mjs'],
   },

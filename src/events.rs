@@ -11,22 +11,40 @@ use napi::{Env, JsString, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::sync::Arc;
+use stepstate_core::events::EventBus;
 use stepstate_core::events::{EventQueue, Filter};
+use stepstate_core::store::RedisStore;
 use stepstate_core::Engine;
+
+/// What publishes a subscription's events: an in-process engine, or a Redis store (whose
+/// events come from every process on its prefix).
+pub(crate) enum Source {
+    Engine(Arc<Engine>),
+    Redis(Arc<RedisStore>),
+}
+
+impl Source {
+    fn bus(&self) -> &EventBus {
+        match self {
+            Source::Engine(engine) => engine.events(),
+            Source::Redis(store) => store.events(),
+        }
+    }
+}
 
 /// One change listener's subscription: its queue of undelivered events.
 pub struct Subscription {
-    engine: Arc<Engine>,
+    source: Source,
     id: u64,
     queue: Arc<EventQueue>,
     ready: Arc<Mutex<Option<EventCallback>>>,
 }
 
 /// A subscription garbage-collected without `unsubscribe` (its manager dropped unclosed) leaves
-/// the engine too, which may outlive it (a file store shared with other managers).
+/// the store too, which may outlive it (a file store shared with other managers).
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.engine.events().unsubscribe(self.id);
+        self.source.bus().unsubscribe(self.id);
     }
 }
 
@@ -75,7 +93,19 @@ pub fn subscribe(
     key: Option<String>,
     ready: Function<(), ()>,
 ) -> Result<External<Subscription>> {
-    let engine = handle.engine()?;
+    handle.engine()?;
+    subscribe_to(Source::Engine(handle.engine.clone()), 0, group, key, ready)
+}
+
+/// Subscribes `ready` to the events of `source` (see [`subscribe`]) after position `since` (see
+/// `EventBus::subscribe_since`; 0 for an in-process store).
+pub(crate) fn subscribe_to(
+    source: Source,
+    since: u128,
+    group: Option<String>,
+    key: Option<String>,
+    ready: Function<(), ()>,
+) -> Result<External<Subscription>> {
     let ready: Arc<Mutex<Option<EventCallback>>> = Arc::new(Mutex::new(Some(
         ready
             .build_threadsafe_function::<()>()
@@ -94,9 +124,11 @@ pub fn subscribe(
         }
         delivered
     });
-    let (id, queue) = engine.events().subscribe(Filter { group, key }, notify);
+    let (id, queue) = source
+        .bus()
+        .subscribe_since(Filter { group, key }, notify, since);
     Ok(External::new(Subscription {
-        engine: handle.engine.clone(),
+        source,
         id,
         queue,
         ready,
@@ -117,7 +149,7 @@ pub fn drain_events<'env>(
 /// collected: it holds the JS function that holds the external, a cycle through a GC root.
 #[napi]
 pub fn unsubscribe(env: Env, subscription: &External<Subscription>) {
-    subscription.engine.events().unsubscribe(subscription.id);
+    subscription.source.bus().unsubscribe(subscription.id);
     set_keep_alive(&env, &subscription.ready, false);
     let released = subscription.ready.lock().take();
     drop(released);

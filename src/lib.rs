@@ -1,8 +1,10 @@
 //! The Node.js binding: the one place `#[napi]` appears. Thin glue over `stepstate-core`.
 //!
-//! Every call is a synchronous N-API function over a store handle (a tagged external, see
-//! [`HandleRef`]), and values cross as JSON text both ways; `lib/backend/native.js` wraps these
-//! functions into the in-process backend of the Promise-returning `StateManager` (index.js).
+//! Every call of an in-process store is a synchronous N-API function over a store handle (a
+//! tagged external, see [`HandleRef`]), and values cross as JSON text both ways;
+//! `lib/backend/native.js` wraps these functions into the in-process backend of the
+//! Promise-returning `StateManager` (index.js). The Redis store's calls are async
+//! (`lib/backend/redis.js`).
 //! Errors cross as one string `code \u{1f} opIndex \u{1f} message` that `lib/errors.js` turns
 //! back into a `StateError` (see `fromNative` there), so JavaScript always branches on
 //! `err.code`.
@@ -14,6 +16,7 @@
 //! - `store.rs`: the store calls (set, get, update, delete, clear, reads, close);
 //! - `events.rs`: change event subscriptions;
 //! - `durable.rs`: acknowledgements of durable writes;
+//! - `redis.rs`: the Redis store's async calls;
 //! - `errors.rs`: the one mapping of core errors to JavaScript errors.
 
 mod args;
@@ -22,6 +25,7 @@ mod errors;
 mod events;
 mod handle;
 mod options;
+mod redis;
 mod store;
 
 pub use args::{Name, Text};
@@ -29,6 +33,10 @@ pub use durable::{durable_ref, last_ticket, unwatch_durable, watch_durable, Dura
 pub use events::{drain_events, subscribe, unsubscribe, Subscription};
 pub use handle::{Handle, HandleRef, NewHandle};
 pub use options::{open_file, open_memory, sync_policy, OpenFile};
+pub use redis::{
+    redis_clear, redis_close, redis_delete, redis_entries, redis_get, redis_get_group, redis_keys,
+    redis_list_groups, redis_open, redis_set, redis_subscribe, redis_update,
+};
 pub use store::{
     clear, close, delete, entries, get, get_group, keys, last_length, last_version, list_groups,
     set, update,

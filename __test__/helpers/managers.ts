@@ -2,8 +2,10 @@
 // depends on what another left behind.
 //
 // Conformance: with STEPSTATE_TEST_ADAPTER=file (set by `npm test` for its second pass), every
-// manager these helpers make is a file store in a new temporary directory, so the same specs
-// check that the file store behaves exactly like the in-memory store.
+// manager these helpers make is a file store in a new temporary directory; with
+// STEPSTATE_TEST_ADAPTER=redis (the third pass), a Redis store under a new prefix on the private
+// redis-server that helpers/redis-server.mjs starts (STEPSTATE_TEST_REDIS_URL). So the same
+// specs check that every store behaves exactly like the in-memory store.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,7 +14,18 @@ import { StateManager } from '../../index.js'
 type Options = ConstructorParameters<typeof StateManager>[0]
 
 /** The adapter the conformance pass runs the specs on: 'memory' (default) or 'file'. */
-export const adapterUnderTest: 'memory' | 'file' = process.env.STEPSTATE_TEST_ADAPTER === 'file' ? 'file' : 'memory'
+export const adapterUnderTest: 'memory' | 'file' | 'redis' =
+  process.env.STEPSTATE_TEST_ADAPTER === 'file' || process.env.STEPSTATE_TEST_ADAPTER === 'redis'
+    ? process.env.STEPSTATE_TEST_ADAPTER
+    : 'memory'
+
+let prefixes = 0
+
+/** A prefix no other test uses, so that each test starts with an empty Redis store. */
+export function freshPrefix(): string {
+  prefixes += 1
+  return `test-${process.pid}-${prefixes}-${Date.now()}:`
+}
 
 const openManagers: StateManager[] = []
 const directories: string[] = []
@@ -33,6 +46,9 @@ export function track(state: StateManager): StateManager {
 /** The options a manager of the adapter under test gets (a file store in a fresh directory). */
 export function storeOptions(options?: Options): Options {
   if (adapterUnderTest === 'memory' || (options && options.adapter !== undefined)) return options
+  if (adapterUnderTest === 'redis') {
+    return { adapter: 'redis', url: process.env.STEPSTATE_TEST_REDIS_URL, prefix: freshPrefix(), ...options }
+  }
   return { adapter: 'file', path: tempDirectory(), ...options }
 }
 

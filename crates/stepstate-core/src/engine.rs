@@ -569,10 +569,10 @@ impl Engine {
     /// delete, so that replay puts a later write of the key at the end of its group, as the
     /// live store does.
     fn remove_if_expired(&self, group: &str, items: &mut Group, key: &str) -> Result<bool> {
-        let now_ms = self.now_ms();
-        let expired = items
-            .get(key)
-            .is_some_and(|slot| write::live(Some(slot.item()), now_ms).is_none());
+        // The clock is read only for an item that can expire.
+        let expired = items.get(key).is_some_and(|slot| {
+            slot.expires_at_ms != 0 && write::live(Some(slot.item()), self.now_ms()).is_none()
+        });
         if expired {
             self.commit(group, items, key, None, Some(Reason::Expired))?;
         }
@@ -718,7 +718,7 @@ impl Engine {
         self.check_open(group, Some(key))?;
         let stored = self
             .rules()
-            .set(value.into_boxed_str(), ttl, self.now_ms())
+            .set(value.into_boxed_str(), ttl, || self.now_ms())
             .map_err(|e| e.for_item("set", group, key))?;
         let expires_at_ms = stored.expires_at_ms;
         let committed = self.write_group(group, |items| {
@@ -785,7 +785,7 @@ impl Engine {
                 self.remove_if_expired(group, items, key)?;
                 let current = items.get(key).map(Slot::item);
                 let (stored, changed_members) =
-                    self.rules().update(current, &ops, self.now_ms())?;
+                    self.rules().update(current, &ops, || self.now_ms())?;
                 if current.is_none() {
                     new_expiry = stored.expires_at_ms;
                 }

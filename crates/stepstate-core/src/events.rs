@@ -157,6 +157,9 @@ struct Subscription {
     id: u64,
     key: Option<String>,
     queue: Arc<EventQueue>,
+    /// Events at or before this position of an ordered source were committed before the
+    /// subscription (see [`EventBus::publish_at`]); 0 for a source without positions.
+    since: u128,
 }
 
 #[derive(Default)]
@@ -184,6 +187,18 @@ impl std::fmt::Debug for EventBus {
 impl EventBus {
     /// Registers a subscriber; returns its id (for [`EventBus::unsubscribe`]) and its queue.
     pub fn subscribe(&self, filter: Filter, notify: Notify) -> (u64, Arc<EventQueue>) {
+        self.subscribe_since(filter, notify, 0)
+    }
+
+    /// [`EventBus::subscribe`] for a source whose events have positions (the Redis store's
+    /// stream): events published at or before `since` are not this subscriber's, since they
+    /// were committed before it subscribed.
+    pub fn subscribe_since(
+        &self,
+        filter: Filter,
+        notify: Notify,
+        since: u128,
+    ) -> (u64, Arc<EventQueue>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let queue = Arc::new(EventQueue {
             pending: Mutex::new(String::new()),
@@ -194,6 +209,7 @@ impl EventBus {
             id,
             key: filter.key,
             queue: queue.clone(),
+            since,
         };
         let mut registry = self.registry.write();
         match filter.group {
@@ -248,6 +264,12 @@ impl EventBus {
     /// Queues `change` for every matching subscriber. The JSON text is built once, and only if
     /// some subscriber matches.
     pub fn publish(&self, change: &Change<'_>) {
+        self.publish_at(change, u128::MAX);
+    }
+
+    /// [`EventBus::publish`] of the change at `position` of an ordered source: subscribers
+    /// that subscribed at or after it do not get it.
+    pub fn publish_at(&self, change: &Change<'_>, position: u128) {
         if !self.has_subscribers() {
             return;
         }
@@ -259,10 +281,11 @@ impl EventBus {
             .iter()
             .chain(targeted.into_iter().flatten());
         for subscription in subscribers {
-            if subscription
-                .key
-                .as_deref()
-                .is_some_and(|key| key != change.key)
+            if position <= subscription.since
+                || subscription
+                    .key
+                    .as_deref()
+                    .is_some_and(|key| key != change.key)
             {
                 continue;
             }

@@ -104,18 +104,24 @@ impl Rules {
         }
     }
 
-    /// The absolute expiry of an item written at `now_ms` with `ttl` (0 = never).
-    pub fn expires_at(&self, ttl: Ttl, now_ms: u64) -> u64 {
+    /// The absolute expiry of an item written now with `ttl` (0 = never); `now_ms` reads the
+    /// clock, only when the item expires.
+    pub fn expires_at(&self, ttl: Ttl, now_ms: impl FnOnce() -> u64) -> u64 {
         let ttl_ms = match ttl {
             Ttl::Millis(ms) => Some(ms),
             Ttl::Default => self.default_ttl_ms,
         };
-        ttl_ms.map_or(0, |ms| ttl::expires_at(now_ms, ms))
+        ttl_ms.map_or(0, |ms| ttl::expires_at(now_ms(), ms))
     }
 
     /// A `set` of `value` (JSON text) with `ttl`: the value replaces whatever is there, with
     /// the expiry the TTL gives it.
-    pub fn set<T: AsRef<str>>(&self, value: T, ttl: Ttl, now_ms: u64) -> Result<Stored<T>> {
+    pub fn set<T: AsRef<str>>(
+        &self,
+        value: T,
+        ttl: Ttl,
+        now_ms: impl FnOnce() -> u64,
+    ) -> Result<Stored<T>> {
         self.check_size(value.as_ref())?;
         Ok(Stored {
             expires_at_ms: self.expires_at(ttl, now_ms),
@@ -131,7 +137,7 @@ impl Rules {
         &self,
         current: Option<Item<'_>>,
         ops: &[ops::UpdateOp],
-        now_ms: u64,
+        now_ms: impl FnOnce() -> u64,
     ) -> Result<(Stored<String>, Option<String>)> {
         let applied = ops::apply_to_text_with_members(current.map(|item| item.value), ops)?;
         self.check_size(&applied.text)?;
@@ -199,18 +205,24 @@ mod tests {
             default_ttl_ms: Some(50),
         };
         assert_eq!(
-            rules.set("12", Ttl::Default, 1000).unwrap().expires_at_ms,
+            rules
+                .set("12", Ttl::Default, || 1000)
+                .unwrap()
+                .expires_at_ms,
             1050
         );
         assert_eq!(
-            rules.set("12", Ttl::Millis(7), 1000).unwrap().expires_at_ms,
+            rules
+                .set("12", Ttl::Millis(7), || 1000)
+                .unwrap()
+                .expires_at_ms,
             1007
         );
         assert_eq!(
-            rules.set("1234", Ttl::Default, 1000).unwrap_err().code(),
+            rules.set("1234", Ttl::Default, || 1000).unwrap_err().code(),
             "VALUE_TOO_LARGE"
         );
-        assert_eq!(Rules::default().expires_at(Ttl::Default, 1000), 0);
+        assert_eq!(Rules::default().expires_at(Ttl::Default, || 1000), 0);
     }
 
     #[test]
@@ -224,10 +236,10 @@ mod tests {
             value: r#"{"n":1}"#,
             expires_at_ms: 5000,
         };
-        let (stored, _) = rules.update(Some(current), &ops, 1000).unwrap();
+        let (stored, _) = rules.update(Some(current), &ops, || 1000).unwrap();
         assert_eq!(stored.value, r#"{"n":2}"#);
         assert_eq!(stored.expires_at_ms, 5000);
-        let (stored, _) = rules.update(None, &ops, 1000).unwrap();
+        let (stored, _) = rules.update(None, &ops, || 1000).unwrap();
         assert_eq!(stored.value, r#"{"n":1}"#);
         assert_eq!(stored.expires_at_ms, 1050);
     }

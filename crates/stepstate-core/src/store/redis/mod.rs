@@ -96,6 +96,9 @@ pub struct RedisStore {
     /// The last version and text this process saw of each key.
     known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>)>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The newest stream position this process wrote or read: a subscriber made now gets only
+    /// the events after it (the ones committed after it subscribed).
+    position: Mutex<u128>,
     reader_started: AtomicBool,
     closed: AtomicBool,
 }
@@ -148,6 +151,12 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
+/// A stream entry id `<ms>-<seq>` as one ordered number.
+fn stream_position(id: &str) -> u128 {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (u128::from(ms.parse::<u64>().unwrap_or(0)) << 64) | u128::from(seq.parse::<u64>().unwrap_or(0))
+}
+
 fn integer(value: &Value) -> u64 {
     match value {
         Value::Int(n) => u64::try_from(*n).unwrap_or(0),
@@ -194,6 +203,7 @@ impl RedisStore {
             hasher: foldhash::fast::RandomState::default(),
             known: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            position: Mutex::new(0),
             reader_started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             options,
@@ -224,10 +234,26 @@ impl RedisStore {
         .map(drop)
     }
 
-    /// The subscribers to this store's change events (from every process on the prefix).
-    /// Subscribing starts the stream reader (see [`RedisStore::listen`]).
+    /// The subscribers to this store's change events (from every process on the prefix), as
+    /// read by [`RedisStore::listen`]. Subscribe with [`EventBus::subscribe_since`] at
+    /// [`RedisStore::position`], so as to get only what is committed afterwards.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// The newest position in the event stream this process wrote or read.
+    pub fn position(&self) -> u128 {
+        *self.position.lock()
+    }
+
+    fn advance(&self, id: Option<&str>) {
+        if let Some(id) = id {
+            let position = stream_position(id);
+            let mut newest = self.position.lock();
+            if position > *newest {
+                *newest = position;
+            }
+        }
     }
 
     /// Starts reading the event stream into [`RedisStore::events`], from now on (once).
@@ -260,6 +286,7 @@ impl RedisStore {
                 .unwrap_or_else(|| "0-0".into()),
             _ => "0-0".into(),
         };
+        self.advance(Some(&last_id));
         let reader = Arc::downgrade(self);
         let client = self.client.clone();
         let stream = self.stream_key.clone();
@@ -352,15 +379,20 @@ impl RedisStore {
                     Some("cleared") => Some(Reason::Cleared),
                     _ => None,
                 };
+                let position = stream_position(&id);
+                self.advance(Some(&id));
                 if let (Some(group), Some(key)) = (get("g"), get("k")) {
-                    self.events.publish(&Change {
-                        event_type,
-                        group,
-                        key,
-                        old_value: get("o"),
-                        new_value: get("n"),
-                        reason,
-                    });
+                    self.events.publish_at(
+                        &Change {
+                            event_type,
+                            group,
+                            key,
+                            old_value: get("o"),
+                            new_value: get("n"),
+                            reason,
+                        },
+                        position,
+                    );
                 }
                 *last_id = id;
             }
@@ -468,6 +500,7 @@ impl RedisStore {
         let old = parts.first().and_then(text).map(String::into_boxed_str);
         let old_version = parts.get(1).map_or(0, integer);
         let version = parts.get(2).map_or(0, integer);
+        self.advance(parts.get(3).and_then(text).as_deref());
         self.remember(group, key, Some((version, Arc::from(value))));
         Ok(Replaced {
             old,
@@ -514,7 +547,7 @@ impl RedisStore {
             let (stored, changed_members) = self
                 .options
                 .rules
-                .update(item, &ops, 0)
+                .update(item, &ops, || 0)
                 .map_err(|e| e.for_item("update", group, key))?;
             let expected = current.as_ref().map_or(0, |(version, _)| *version);
             let mut connection = self.connection.clone();
@@ -536,6 +569,7 @@ impl RedisStore {
                 let old_value = parts.get(1).and_then(text);
                 let old_version = parts.get(2).map_or(0, integer);
                 let version = parts.get(3).map_or(0, integer);
+                self.advance(parts.get(4).and_then(text).as_deref());
                 self.remember(
                     group,
                     key,
@@ -574,11 +608,14 @@ impl RedisStore {
         self.remember(group, key, None);
         match &reply {
             Value::Nil => Ok(None),
-            Value::Array(parts) => Ok(parts.first().and_then(text).map(|old| Removed {
-                old: old.into_boxed_str(),
-                old_version: parts.get(1).map_or(0, integer),
-                ticket: 0,
-            })),
+            Value::Array(parts) => {
+                self.advance(parts.get(2).and_then(text).as_deref());
+                Ok(parts.first().and_then(text).map(|old| Removed {
+                    old: old.into_boxed_str(),
+                    old_version: parts.get(1).map_or(0, integer),
+                    ticket: 0,
+                }))
+            }
             other => Err(unexpected("delete", other)),
         }
     }
@@ -589,11 +626,15 @@ impl RedisStore {
         let mut connection = self.connection.clone();
         let mut invocation = self.write_invocation(&self.scripts.clear, group);
         invocation.arg(group).arg(self.maxlen());
-        let removed: u64 = self
+        let reply: Value = self
             .bounded(async move { invocation.invoke_async(&mut connection).await })
             .await?;
         self.known.lock().retain(|(g, _), _| &**g != group);
-        Ok(removed as usize)
+        let Value::Array(parts) = &reply else {
+            return Err(unexpected("clear", &reply));
+        };
+        self.advance(parts.get(1).and_then(text).as_deref());
+        Ok(parts.first().map_or(0, integer) as usize)
     }
 
     /// The group's live items in insertion order: (key, payload) pairs.

@@ -31,20 +31,21 @@ local function emit(stream, maxlen, t, g, k, old, new, reason)
   if old then args[#args + 1] = 'o'; args[#args + 1] = old end
   if new then args[#args + 1] = 'n'; args[#args + 1] = new end
   if reason then args[#args + 1] = 'r'; args[#args + 1] = reason end
-  redis.call(unpack(args))
+  return redis.call(unpack(args))
 end
 -- Removes an item whose payload is `p`, with its event; leaves the group in the groups set
--- only while it still has items.
+-- only while it still has items. Returns its version, its json and the event's stream id.
 local function remove(keys, maxlen, g, k, p, reason)
   local v, e, j = parse(p)
   redis.call('HDEL', keys[1], k)
   redis.call('ZREM', keys[2], k)
   if e ~= 0 then redis.call('ZREM', keys[5], member(g, k)) end
   if redis.call('HLEN', keys[1]) == 0 then redis.call('ZREM', keys[4], g) end
-  emit(keys[6], maxlen, 'd', g, k, j, false, reason)
-  return v, j
+  local id = emit(keys[6], maxlen, 'd', g, k, j, false, reason)
+  return v, j, id
 end
--- Stores `json` under `k` with expiry `e`; `fresh` when the key is new (it goes to the end).
+-- Stores `json` under `k` with expiry `e` (a new key goes to the end); returns the new version
+-- and the event's stream id.
 local function store(keys, maxlen, g, k, json, e, old_e, old_json)
   local v = redis.call('INCR', keys[3])
   redis.call('HSET', keys[1], k, v .. ':' .. e .. ':' .. json)
@@ -57,13 +58,13 @@ local function store(keys, maxlen, g, k, json, e, old_e, old_json)
   elseif old_e ~= 0 then
     redis.call('ZREM', keys[5], member(g, k))
   end
-  emit(keys[6], maxlen, old_json and 'u' or 'c', g, k, old_json, json, false)
-  return v
+  local id = emit(keys[6], maxlen, old_json and 'u' or 'c', g, k, old_json, json, false)
+  return v, id
 end
 "#;
 
 /// `set`: ARGV group, key, json, ttl_ms (0: never), stream maxlen. Returns
-/// `{old_json|nil, old_version, version}`. An expired old item is removed first, with its event.
+/// `{old_json|nil, old_version, version, event_id}`. An expired old item is removed first, with its event.
 const SET: &str = r#"
 local g, k, json, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local now = now_ms()
@@ -78,13 +79,13 @@ if p then
 end
 local e = 0
 if ttl > 0 then e = now + ttl end
-local v = store(KEYS, maxlen, g, k, json, e, old_e, old_j)
-return {old_j, old_v, v}
+local v, id = store(KEYS, maxlen, g, k, json, e, old_e, old_j)
+return {old_j, old_v, v, id}
 "#;
 
 /// `update`'s compare-and-set: ARGV group, key, expected version (0: absent), new json,
 /// default ttl_ms (0: none), stream maxlen. Stores only when the live item still has the
-/// expected version: returns `{1, old_json|nil, old_version, version}`; otherwise
+/// expected version: returns `{1, old_json|nil, old_version, version, event_id}`; otherwise
 /// `{0, current_payload|nil}` for the caller to apply its ops again. An existing item keeps its
 /// expiry; a new one gets the default TTL.
 const COMPARE_AND_SET: &str = r#"
@@ -107,8 +108,8 @@ end
 if stale then remove(KEYS, maxlen, g, k, stale, 'expired') end
 local new_e = e
 if not j and ttl > 0 then new_e = now + ttl end
-local new_v = store(KEYS, maxlen, g, k, json, new_e, e, j)
-return {1, j, v, new_v}
+local new_v, id = store(KEYS, maxlen, g, k, json, new_e, e, j)
+return {1, j, v, new_v, id}
 "#;
 
 /// `get`: ARGV key. Returns the live item's payload, or nil.
@@ -120,7 +121,7 @@ if expired(e, now_ms()) then return false end
 return p
 "#;
 
-/// `delete`: ARGV group, key, stream maxlen. Returns `{old_json, old_version}` or nil; an
+/// `delete`: ARGV group, key, stream maxlen. Returns `{old_json, old_version, event_id}` or nil; an
 /// expired item is removed with an `expired` event and counts as absent.
 const DELETE: &str = r#"
 local g, k, maxlen = ARGV[1], ARGV[2], ARGV[3]
@@ -131,17 +132,18 @@ if expired(e, now_ms()) then
   remove(KEYS, maxlen, g, k, p, 'expired')
   return false
 end
-local old_v, old_j = remove(KEYS, maxlen, g, k, p, false)
-return {old_j, old_v}
+local old_v, old_j, id = remove(KEYS, maxlen, g, k, p, false)
+return {old_j, old_v, id}
 "#;
 
 /// `clear`: ARGV group, stream maxlen. Removes every item with a `cleared` event (`expired`
-/// for items already expired); returns how many live items it removed.
+/// for items already expired); returns `{live items removed, last event_id|nil}`.
 const CLEAR: &str = r#"
 local g, maxlen = ARGV[1], ARGV[2]
 local now = now_ms()
 local keys = redis.call('ZRANGE', KEYS[2], 0, -1)
 local live = 0
+local id = false
 for _, k in ipairs(keys) do
   local p = redis.call('HGET', KEYS[1], k)
   if p then
@@ -149,12 +151,12 @@ for _, k in ipairs(keys) do
     local reason = 'cleared'
     if expired(e, now) then reason = 'expired' else live = live + 1 end
     if e ~= 0 then redis.call('ZREM', KEYS[5], member(g, k)) end
-    emit(KEYS[6], maxlen, 'd', g, k, j, false, reason)
+    id = emit(KEYS[6], maxlen, 'd', g, k, j, false, reason)
   end
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[4], g)
-return live
+return {live, id}
 "#;
 
 /// A group's live items in insertion order: `{key, payload, key, payload, ...}`.

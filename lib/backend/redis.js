@@ -1,0 +1,183 @@
+'use strict'
+// The Redis backend: a store shared by every process (and machine) that opens the same Redis
+// with the same prefix. The store itself lives in the Rust core (crates/stepstate-core/src/
+// store/redis): atomic updates by compare-and-set with the core's op engine, expiry by the
+// server's clock, change events recorded in a stream by the same atomic step as each write. Its
+// calls are async (src/redis.rs), so every method here returns a Promise; it answers the calls
+// listed at the top of native.js. Errors leave here as coded errors (lib/errors.js).
+
+const native = require('../../binding.js')
+const { makeError, fromNative, describe } = require('../errors.js')
+
+/** Every key the store uses starts with this, unless `prefix` says otherwise. */
+const DEFAULT_PREFIX = 'stepstate:'
+
+function rethrow(err) {
+  throw fromNative(err)
+}
+
+function parseOrNull(text) {
+  return text === null ? null : JSON.parse(text)
+}
+
+/** The URL of the Redis to use: `url`, or one made of `host`, `port`, `username`, `password`,
+ *  `db` and `tls`. */
+function redisUrl(options) {
+  const parts = ['host', 'port', 'username', 'password', 'db', 'tls'].filter((name) => options[name] !== undefined)
+  if (options.url !== undefined) {
+    if (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url)) {
+      throw makeError('INVALID_ARGUMENT', `url must be a redis:// or rediss:// URL, got ${describe(options.url)}`)
+    }
+    if (parts.length > 0) {
+      throw makeError('INVALID_ARGUMENT', `give either url or ${parts.join('/')}, not both`)
+    }
+    return options.url
+  }
+  const host = options.host === undefined ? '127.0.0.1' : options.host
+  if (typeof host !== 'string' || host.length === 0) {
+    throw makeError('INVALID_ARGUMENT', `host must be a non-empty string, got ${describe(host)}`)
+  }
+  const port = options.port === undefined ? 6379 : options.port
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw makeError('INVALID_ARGUMENT', `port must be a TCP port number, got ${describe(port)}`)
+  }
+  const db = options.db === undefined ? 0 : options.db
+  if (!Number.isInteger(db) || db < 0) {
+    throw makeError('INVALID_ARGUMENT', `db must be a database number, got ${describe(db)}`)
+  }
+  for (const name of ['username', 'password']) {
+    if (options[name] !== undefined && typeof options[name] !== 'string') {
+      throw makeError('INVALID_ARGUMENT', `${name} must be a string, got ${describe(options[name])}`)
+    }
+  }
+  if (options.tls !== undefined && typeof options.tls !== 'boolean') {
+    throw makeError('INVALID_ARGUMENT', `tls must be true or false, got ${describe(options.tls)}`)
+  }
+  const user = options.username === undefined ? '' : encodeURIComponent(options.username)
+  const password = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}`
+  const credentials = user || password ? `${user}${password}@` : ''
+  const hostPart = host.includes(':') ? `[${host}]` : host
+  return `${options.tls ? 'rediss' : 'redis'}://${credentials}${hostPart}:${port}/${db}`
+}
+
+/** The Redis store's own options (`url` or its parts, `prefix`, `commandTimeout`), checked. */
+function redisSettings(options) {
+  const url = redisUrl(options)
+  const prefix = options.prefix === undefined ? DEFAULT_PREFIX : options.prefix
+  if (typeof prefix !== 'string') {
+    throw makeError('INVALID_ARGUMENT', `prefix must be a string, got ${describe(prefix)}`)
+  }
+  const commandTimeout = options.commandTimeout === undefined ? 5000 : options.commandTimeout
+  if (typeof commandTimeout !== 'number' || !Number.isFinite(commandTimeout) || commandTimeout <= 0) {
+    throw makeError('INVALID_ARGUMENT', `commandTimeout must be a positive number of milliseconds, got ${describe(commandTimeout)}`)
+  }
+  return { url, prefix, commandTimeout }
+}
+
+/** A store on a Redis server. */
+class RedisBackend {
+  constructor(settings, options) {
+    this.settings = settings
+    this.redis = redisSettings(options)
+    this.id = 0 // the native store's number once open
+    // The writes of this manager still in progress: events are delivered only after the writes
+    // in progress when they arrived have settled, so that a listener never hears of a write
+    // before that write's own promise resolved (the event and the reply reach this process on
+    // different connections, in either order).
+    this.writes = new Set()
+  }
+
+  /** `promise` of a write, remembered until it settles. */
+  write(promise) {
+    const writes = this.writes
+    writes.add(promise)
+    const settled = () => writes.delete(promise)
+    promise.then(settled, settled)
+    return promise
+  }
+
+  open() {
+    const { url, prefix, commandTimeout } = this.redis
+    const { maxValueBytes, defaultTtlMs } = this.settings
+    return native.redisOpen(url, prefix, commandTimeout, maxValueBytes, defaultTtlMs).then((id) => {
+      this.id = id
+    }, rethrow)
+  }
+
+  set(group, key, text, value, ttlMs) {
+    return this.write(
+      native.redisSet(this.id, group, key, text, ttlMs).then((old) => ({ new_value: value, old_value: parseOrNull(old) }), rethrow),
+    )
+  }
+
+  get(group, key) {
+    return native.redisGet(this.id, group, key).then(parseOrNull, rethrow)
+  }
+
+  update(group, key, opsText) {
+    return this.write(
+      native.redisUpdate(this.id, group, key, opsText).then((pair) => {
+        const values = JSON.parse(pair)
+        return { new_value: values[0], old_value: values[1] }
+      }, rethrow),
+    )
+  }
+
+  delete(group, key) {
+    return this.write(native.redisDelete(this.id, group, key).then(parseOrNull, rethrow))
+  }
+
+  clear(group) {
+    return this.write(native.redisClear(this.id, group).then(() => undefined, rethrow))
+  }
+
+  getGroup(group) {
+    return native.redisGetGroup(this.id, group).then(JSON.parse, rethrow)
+  }
+
+  entries(group) {
+    return native.redisEntries(this.id, group).then(JSON.parse, rethrow)
+  }
+
+  keys(group) {
+    return native.redisKeys(this.id, group).then(JSON.parse, rethrow)
+  }
+
+  listGroups() {
+    return native.redisListGroups(this.id).catch(rethrow)
+  }
+
+  /** As native.js: events arrive in parsed batches, here from every process on the prefix,
+   *  each batch on a later turn of the event loop than the replies of the writes it follows. */
+  subscribe(group, key, deliver) {
+    const subscription = { native: null }
+    const drain = () => {
+      if (subscription.native !== null) deliver(JSON.parse(native.drainEvents(subscription.native)))
+    }
+    const later = () => setImmediate(drain)
+    const ready = () => {
+      if (this.writes.size === 0) later()
+      else Promise.allSettled([...this.writes]).then(later)
+    }
+    try {
+      subscription.native = native.redisSubscribe(this.id, group, key, ready)
+    } catch (err) {
+      throw fromNative(err)
+    }
+    return subscription
+  }
+
+  unsubscribe(subscription) {
+    const subscribed = subscription.native
+    subscription.native = null
+    if (subscribed !== null) native.unsubscribe(subscribed)
+  }
+
+  /** Stops following events and drops the connections; returns at once, even while Redis is down. */
+  close() {
+    if (this.id !== 0) native.redisClose(this.id)
+    return undefined
+  }
+}
+
+module.exports = { RedisBackend }
