@@ -36,7 +36,9 @@ fn positive(value: f64) -> Option<f64> {
 }
 
 /// Connects to Redis at `url` and starts following the change events under `prefix`; resolves
-/// with the store's number. `command_timeout_ms` bounds every call (0: the default, 5 s).
+/// with the store's number. `command_timeout_ms` bounds every call (0: the default, 5 s);
+/// `tls_ca` is the certificate authority (PEM) a `rediss://` server's certificate must be
+/// signed by, instead of the system's.
 #[napi]
 pub async fn redis_open(
     url: String,
@@ -44,9 +46,11 @@ pub async fn redis_open(
     command_timeout_ms: f64,
     max_value_bytes: f64,
     default_ttl_ms: f64,
+    tls_ca: Option<String>,
 ) -> Result<u32> {
     let mut options = RedisOptions::new(url);
     options.prefix = prefix;
+    options.tls_ca = tls_ca.map(String::into_bytes);
     if let Some(ms) = positive(command_timeout_ms) {
         options.command_timeout = Duration::from_millis(ms.ceil() as u64);
     }

@@ -28,7 +28,7 @@ function redisUrl(options) {
     if (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url)) {
       throw makeError('INVALID_ARGUMENT', `url must be a redis:// or rediss:// URL, got ${describe(options.url)}`)
     }
-    if (parts.length > 0) {
+    if (parts.length > 0 && !(parts.length === 1 && parts[0] === 'tls' && isTlsObject(options.tls))) {
       throw makeError('INVALID_ARGUMENT', `give either url or ${parts.join('/')}, not both`)
     }
     return options.url
@@ -50,14 +50,28 @@ function redisUrl(options) {
       throw makeError('INVALID_ARGUMENT', `${name} must be a string, got ${describe(options[name])}`)
     }
   }
-  if (options.tls !== undefined && typeof options.tls !== 'boolean') {
-    throw makeError('INVALID_ARGUMENT', `tls must be true or false, got ${describe(options.tls)}`)
+  if (options.tls !== undefined && typeof options.tls !== 'boolean' && !isTlsObject(options.tls)) {
+    throw makeError('INVALID_ARGUMENT', `tls must be true, false or { ca }, got ${describe(options.tls)}`)
   }
   const user = options.username === undefined ? '' : encodeURIComponent(options.username)
   const password = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}`
   const credentials = user || password ? `${user}${password}@` : ''
   const hostPart = host.includes(':') ? `[${host}]` : host
   return `${options.tls ? 'rediss' : 'redis'}://${credentials}${hostPart}:${port}/${db}`
+}
+
+function isTlsObject(tls) {
+  return tls !== null && typeof tls === 'object' && !Array.isArray(tls)
+}
+
+/** The certificate authority (PEM) a `rediss://` server must be signed by: `tls.ca`, or none
+ *  (the system's). */
+function tlsAuthority(options) {
+  if (!isTlsObject(options.tls) || options.tls.ca === undefined) return null
+  const ca = options.tls.ca
+  if (typeof ca === 'string') return ca
+  if (Buffer.isBuffer(ca)) return ca.toString('utf8')
+  throw makeError('INVALID_ARGUMENT', `tls.ca must be a PEM string or Buffer, got ${describe(ca)}`)
 }
 
 /** The Redis store's own options (`url` or its parts, `prefix`, `commandTimeout`), checked. */
@@ -71,7 +85,7 @@ function redisSettings(options) {
   if (typeof commandTimeout !== 'number' || !Number.isFinite(commandTimeout) || commandTimeout <= 0) {
     throw makeError('INVALID_ARGUMENT', `commandTimeout must be a positive number of milliseconds, got ${describe(commandTimeout)}`)
   }
-  return { url, prefix, commandTimeout }
+  return { url, prefix, commandTimeout, tlsCa: tlsAuthority(options) }
 }
 
 /** A store on a Redis server. */
@@ -97,9 +111,9 @@ class RedisBackend {
   }
 
   open() {
-    const { url, prefix, commandTimeout } = this.redis
+    const { url, prefix, commandTimeout, tlsCa } = this.redis
     const { maxValueBytes, defaultTtlMs } = this.settings
-    return native.redisOpen(url, prefix, commandTimeout, maxValueBytes, defaultTtlMs).then((id) => {
+    return native.redisOpen(url, prefix, commandTimeout, maxValueBytes, defaultTtlMs, tlsCa).then((id) => {
       this.id = id
     }, rethrow)
   }

@@ -227,3 +227,31 @@ fn an_unreachable_server_fails_within_the_timeout_and_a_restarted_one_is_used_ag
         assert_eq!(store.get("g", "k").await.unwrap().unwrap().0, "2");
     });
 }
+
+#[test]
+fn rediss_connects_to_a_server_whose_certificate_the_given_authority_signed() {
+    let dir = common::TempDir::new("redis-tls");
+    let (ca, cert, key) = common::redis::make_certificates(dir.path());
+    let Some(server) = RedisServer::start_tls(&cert, &key, &ca) else {
+        return;
+    };
+    runtime().block_on(async {
+        assert!(server.url().starts_with("rediss://"));
+        let mut options = RedisOptions::new(server.url());
+        options.prefix = "tls:".into();
+        options.command_timeout = Duration::from_secs(3);
+        // Without the authority, the server's certificate is not trusted.
+        let err = RedisStore::open(options.clone()).await.unwrap_err();
+        assert_eq!(err.code(), "BACKEND_UNAVAILABLE", "{err}");
+        options.tls_ca = Some(std::fs::read(&ca).unwrap());
+        let store = RedisStore::open(options).await.unwrap();
+        store
+            .set("g", "k", r#"{"over":"tls"}"#.into(), Ttl::Default)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("g", "k").await.unwrap().unwrap().0,
+            r#"{"over":"tls"}"#
+        );
+    });
+}

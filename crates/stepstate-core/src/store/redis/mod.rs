@@ -50,6 +50,9 @@ pub struct RedisOptions {
     /// The change events kept in the stream for listeners that reconnect (approximately, as
     /// Redis's `MAXLEN ~`). Default 100,000.
     pub events_kept: u64,
+    /// For `rediss://`: the certificate authority (PEM) to trust instead of the system's, for
+    /// a server with a certificate of its own making. Default `None`.
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 impl RedisOptions {
@@ -61,6 +64,7 @@ impl RedisOptions {
             command_timeout: Duration::from_secs(5),
             rules: Rules::default(),
             events_kept: 100_000,
+            tls_ca: None,
         }
     }
 }
@@ -173,9 +177,23 @@ impl RedisStore {
     /// `BACKEND_UNAVAILABLE` within `command_timeout` when Redis cannot be reached or rejects
     /// the credentials, `INVALID_ARGUMENT` for a malformed URL. Must run inside a tokio runtime.
     pub async fn open(options: RedisOptions) -> Result<Arc<RedisStore>> {
-        let client = redis::Client::open(options.url.as_str()).map_err(|e| {
-            Error::InvalidArgument(format!("url {:?} is not a Redis URL: {e}", options.url))
-        })?;
+        let bad_url = |e: redis::RedisError| {
+            Error::InvalidArgument(format!(
+                "url {:?} is not a Redis URL: {e}",
+                redact(&options.url)
+            ))
+        };
+        let client = match &options.tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                options.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => redis::Client::open(options.url.as_str()),
+        }
+        .map_err(bad_url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.command_timeout))
             .set_response_timeout(Some(options.command_timeout))
