@@ -446,3 +446,58 @@ fn value_at<'v>(value: &'v Value, segments: &[String]) -> Option<&'v Value> {
             _ => None,
         })
 }
+
+mod common;
+
+/// What an update did: the new value's text, or the error's code and op index.
+fn outcome(
+    result: stepstate_core::Result<stepstate_core::WriteResult>,
+) -> Result<String, (String, Option<usize>)> {
+    result
+        .map(|written| written.new_value)
+        .map_err(|err| (err.code().to_string(), err.op_index()))
+}
+
+#[test]
+fn random_op_lists_give_the_same_values_and_errors_on_memory_and_on_redis() {
+    use proptest::test_runner::{Config, TestRunner};
+    use stepstate_core::store::{RedisOptions, RedisStore};
+    use stepstate_core::{Engine, EngineOptions, Ttl};
+    let Some(_server) = common::redis::RedisServer::start() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut options = RedisOptions::new(_server.url());
+    options.prefix = "props:".into();
+    let redis = runtime.block_on(RedisStore::open(options)).unwrap();
+    let memory = Engine::new(EngineOptions::default());
+    let mut runner = TestRunner::new(Config::with_cases(96));
+    let strategy = (prop_oneof![3 => object(), 1 => json_value()], op_list());
+    let cases = std::cell::Cell::new(0u64);
+    runner
+        .run(&strategy, |(original, ops)| {
+            cases.set(cases.get() + 1);
+            let original = original.to_string();
+            let ops = ops.to_string();
+            let key = format!("k{}", cases.get());
+            memory.set("g", &key, &original, Ttl::Default).unwrap();
+            let on_memory = outcome(memory.update("g", &key, &ops));
+            let on_redis = runtime.block_on(async {
+                redis
+                    .set("g", &key, original.clone(), Ttl::Default)
+                    .await
+                    .unwrap();
+                outcome(redis.update("g", &key, &ops).await)
+            });
+            prop_assert_eq!(&on_memory, &on_redis);
+            // A failed update changed nothing on either.
+            let stored = runtime.block_on(redis.get("g", &key)).unwrap();
+            prop_assert_eq!(memory.get("g", &key).unwrap(), stored.map(|(text, _)| text));
+            Ok(())
+        })
+        .unwrap();
+}
