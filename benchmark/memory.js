@@ -6,7 +6,7 @@
 const { StateManager } = require('..')
 const { MapClone, MapJson } = require('./reference-stores')
 const { measure, printTable } = require('./harness')
-const { fill, fillKeys, sequential, concurrent, calls } = require('./workloads')
+const { COLD_KEYS, fill, fillKeys, fillColdKeys, sequential, concurrent, calls, coldCalls } = require('./workloads')
 
 const OPS = Number(process.env.BENCH_OPS || 50_000)
 
@@ -52,10 +52,21 @@ const workloads = [
   concurrent('mixed (50% get, 30% update, 20% set)', OPS, 64, calls.mixed, fillKeys),
 ]
 
+/** The same calls over 100,000 distinct keys in random order (see workloads.coldCalls). */
+const coldWorkloads = [
+  sequential('cold: set of 100k distinct keys', COLD_KEYS, coldCalls.set),
+  sequential('cold: get, random over 100k keys', COLD_KEYS, coldCalls.get, fillColdKeys),
+  sequential('cold: update, random over 100k keys', COLD_KEYS, coldCalls.update, fillColdKeys),
+  concurrent('cold: mixed over 100k keys', COLD_KEYS, 64, coldCalls.mixed, fillColdKeys),
+]
+
 async function run() {
   const measurements = []
   for (const workload of workloads) measurements.push(await measure(stores, workload))
-  printTable('In-memory store', 'stepstate', measurements)
+  printTable('In-memory store (hot: 1,000 keys)', 'stepstate', measurements)
+  const cold = []
+  for (const workload of coldWorkloads) cold.push(await measure(stores, workload))
+  printTable(`In-memory store (cold: ${COLD_KEYS.toLocaleString('en')} keys, random order)`, 'stepstate', cold)
 }
 
 module.exports = { run }

@@ -145,8 +145,20 @@ const ENTRY_BYTES = 64
 
 /**
  * Parsed values of one manager by group and key, and whole groups as `getGroup` read them,
- * each with its engine version. Bounded by `limit` bytes of JSON text: when full, it starts
- * over empty (cheaper per call than keeping a recency order, and a working set that fits stays).
+ * each with its engine version.
+ *
+ * Only what is used again, soon, is kept. The engine tells whether an item was read, or
+ * written again, since it was created (`lastReused`): a key written or read once (a large key
+ * set read at random) costs the cache nothing, no copy and no entry. A key used again leaves a
+ * *mark* (an entry with no value, version 0), and a key whose mark is still there when it is
+ * used once more has its value kept, from then on served as a copy without a parse. So a
+ * working set larger than the cache, where marks are gone before their key comes back, pays a
+ * map entry per read rather than a copy, and a hot key is a cache hit from its fourth use on.
+ *
+ * Bounded by `limit` bytes of JSON text, in two generations of half the budget each: new
+ * entries go to the young one; when it is full it becomes the old one (the previous old one is
+ * dropped) and an old entry used again moves back to the young one. So a full cache forgets
+ * only what was not used since the last turn, never everything at once.
  */
 class ValueCache {
   constructor(limit) {
@@ -155,56 +167,99 @@ class ValueCache {
   }
 
   clear() {
-    this.items = new Map() // group -> Map(key -> { version, value, bytes })
-    this.groups = new Map() // group -> { version, values, bytes }
-    this.bytes = 0
+    this.items = new Map() // young generation: group -> Map(key -> { version, value, bytes })
+    this.groups = new Map() // young generation: group -> { version, values, bytes }
+    this.olderItems = new Map() // the old generation, the same shapes
+    this.olderGroups = new Map()
+    this.bytes = 0 // both generations
+    this.youngBytes = 0
   }
 
-  /** The cached entry of an item, or undefined. */
+  /** The cached entry of an item (a mark's `value` is undefined), or undefined. */
   item(group, key) {
     const items = this.items.get(group)
-    return items === undefined ? undefined : items.get(key)
+    if (items !== undefined) {
+      const entry = items.get(key)
+      if (entry !== undefined) return entry
+    }
+    return this.olderItems.size === 0 ? undefined : this.promoteItem(group, key)
   }
 
-  /** The version of the cached item (0: none), for the engine to compare. */
-  versionOf(entry) {
-    return entry === undefined ? 0 : entry.version
+  /** Moves an item of the old generation, if there, to the young one. */
+  promoteItem(group, key) {
+    const older = this.olderItems.get(group)
+    if (older === undefined) return undefined
+    const entry = older.get(key)
+    if (entry === undefined) return undefined
+    older.delete(key)
+    if (older.size === 0) this.olderItems.delete(group)
+    this.bytes -= entry.bytes
+    if (!this.room(entry.bytes)) return undefined
+    this.youngItems(group).set(key, entry)
+    this.bytes += entry.bytes
+    this.youngBytes += entry.bytes
+    return entry
   }
 
-  /** Caches `value` (private: nobody else may hold it) as the item at `version`. */
-  putItem(group, key, version, value, textBytes) {
-    const bytes = textBytes + ENTRY_BYTES
-    if (!this.room(bytes)) return this.dropItem(group, key)
+  youngItems(group) {
     let items = this.items.get(group)
     if (items === undefined) {
       items = new Map()
       this.items.set(group, items)
     }
-    const entry = items.get(key)
-    if (entry === undefined) {
-      items.set(key, { version, value, bytes })
-    } else {
-      this.bytes -= entry.bytes
-      entry.version = version
-      entry.value = value
-      entry.bytes = bytes
-    }
+    return items
+  }
+
+  /** The version of the cached value of an item (0: none, or a mark), for the engine. */
+  versionOf(entry) {
+    return entry === undefined ? 0 : entry.version
+  }
+
+  /** Marks an item as used again recently: its next use keeps its value (see the class). */
+  markItem(group, key) {
+    this.putEntry(group, key, 0, undefined, ENTRY_BYTES)
+  }
+
+  /** Caches `value` (private: nobody else may hold it) as the item at `version`. */
+  putItem(group, key, version, value, textBytes) {
+    this.putEntry(group, key, version, value, textBytes + ENTRY_BYTES)
+  }
+
+  putEntry(group, key, version, value, bytes) {
+    this.dropItem(group, key)
+    if (!this.room(bytes)) return
+    this.youngItems(group).set(key, { version, value, bytes })
     this.bytes += bytes
+    this.youngBytes += bytes
   }
 
   dropItem(group, key) {
-    const items = this.items.get(group)
-    if (items === undefined) return
-    const entry = items.get(key)
-    if (entry === undefined) return
-    this.bytes -= entry.bytes
-    items.delete(key)
-    if (items.size === 0) this.items.delete(group)
+    for (const [generation, young] of [[this.items, true], [this.olderItems, false]]) {
+      const items = generation.get(group)
+      if (items === undefined) continue
+      const entry = items.get(key)
+      if (entry === undefined) continue
+      this.bytes -= entry.bytes
+      if (young) this.youngBytes -= entry.bytes
+      items.delete(key)
+      if (items.size === 0) generation.delete(group)
+      return
+    }
   }
 
   /** The cached values of a whole group, or undefined. */
   group(group) {
-    return this.groups.get(group)
+    const cached = this.groups.get(group)
+    if (cached !== undefined || this.olderGroups.size === 0) return cached
+    const older = this.olderGroups.get(group)
+    if (older === undefined) return undefined
+    this.olderGroups.delete(group)
+    this.bytes -= older.bytes
+    if (!this.room(older.bytes)) return undefined
+    this.groups.set(group, older)
+    this.bytes += older.bytes
+    this.youngBytes += older.bytes
+    return older
   }
 
   putGroup(group, version, values, textBytes) {
@@ -213,28 +268,54 @@ class ValueCache {
     if (version === 0 || !this.room(bytes)) return
     this.groups.set(group, { version, values, bytes })
     this.bytes += bytes
+    this.youngBytes += bytes
   }
 
   dropGroup(group) {
     const cached = this.groups.get(group)
-    if (cached === undefined) return
-    this.bytes -= cached.bytes
-    this.groups.delete(group)
+    if (cached !== undefined) {
+      this.bytes -= cached.bytes
+      this.youngBytes -= cached.bytes
+      this.groups.delete(group)
+    }
+    const older = this.olderGroups.get(group)
+    if (older !== undefined) {
+      this.bytes -= older.bytes
+      this.olderGroups.delete(group)
+    }
   }
 
   /** Forgets everything cached for a group (it was cleared). */
   forget(group) {
     this.dropGroup(group)
-    const items = this.items.get(group)
-    if (items === undefined) return
-    for (const entry of items.values()) this.bytes -= entry.bytes
-    this.items.delete(group)
+    for (const [generation, young] of [[this.items, true], [this.olderItems, false]]) {
+      const items = generation.get(group)
+      if (items === undefined) continue
+      for (const entry of items.values()) {
+        this.bytes -= entry.bytes
+        if (young) this.youngBytes -= entry.bytes
+      }
+      generation.delete(group)
+    }
   }
 
-  /** Whether `bytes` more fit, starting over when they would not. */
+  /** Whether `bytes` more fit: when the young generation is full it becomes the old one (the
+   *  previous old one is dropped), and the old one goes too when the budget needs its room. */
   room(bytes) {
     if (bytes > this.limit) return false
-    if (this.bytes + bytes > this.limit) this.clear()
+    if (this.youngBytes > 0 && this.youngBytes + bytes > this.limit / 2) {
+      this.bytes = this.youngBytes
+      this.olderItems = this.items
+      this.olderGroups = this.groups
+      this.items = new Map()
+      this.groups = new Map()
+      this.youngBytes = 0
+    }
+    if (this.bytes + bytes > this.limit) {
+      this.bytes = this.youngBytes
+      this.olderItems = new Map()
+      this.olderGroups = new Map()
+    }
     return true
   }
 }

@@ -38,6 +38,6 @@ pub use redis::{
     redis_list_groups, redis_open, redis_set, redis_subscribe, redis_update,
 };
 pub use store::{
-    clear, close, delete, entries, get, get_group, keys, last_length, last_version, list_groups,
-    set, update,
+    clear, close, delete, entries, get, get_group, keys, last_length, last_reused, last_version,
+    list_groups, set, update,
 };

@@ -24,6 +24,17 @@ thread_local! {
     static LAST_VERSION: std::cell::Cell<Version> = const { std::cell::Cell::new(0) };
     /// The length in bytes of the JSON text the last `update` of this JS thread stored.
     static LAST_LENGTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Whether the item the last `set`, `get` or `update` of this JS thread touched had been
+    /// used before since it was created (see `lastReused`).
+    static LAST_REUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the item that the last `set`, `get` or `update` of this thread touched had been
+/// read, or written again, before since it was created: the read cache keeps only values used
+/// again, so a key written or read once costs it no copy.
+#[napi]
+pub fn last_reused() -> bool {
+    LAST_REUSED.get()
 }
 
 /// The length in bytes of the JSON text that the last `update` of this thread stored (for
@@ -88,6 +99,7 @@ pub fn set<'env>(
     keep_alive_for_pending_events(env);
     let replaced = replaced.map_err(to_js)?;
     LAST_VERSION.set(replaced.version);
+    LAST_REUSED.set(replaced.reused);
     note_ticket(replaced.ticket);
     let old = replaced
         .old
@@ -108,9 +120,14 @@ pub fn get<'env>(
 ) -> Result<MaybeKnown<'env>> {
     handle
         .engine()?
-        .get_versioned(&group, &key, |item| {
-            LAST_VERSION.set(item.map_or(0, |(_, version)| version));
-            maybe_known(env, item, known(known_version))
+        .get_tracked(&group, &key, |item| {
+            LAST_VERSION.set(item.map_or(0, |(_, version, _)| version));
+            LAST_REUSED.set(item.is_some_and(|(_, _, used)| used));
+            maybe_known(
+                env,
+                item.map(|(text, version, _)| (text, version)),
+                known(known_version),
+            )
         })
         .map_err(to_js)?
 }
@@ -132,6 +149,7 @@ pub fn update<'env>(
     keep_alive_for_pending_events(env);
     let result = result.map_err(to_js)?;
     LAST_VERSION.set(result.version);
+    LAST_REUSED.set(result.reused);
     note_ticket(result.ticket);
     LAST_LENGTH.set(result.new_value.len());
     let holds_old = result.old_value.is_some() && result.old_version == known(known_old);

@@ -156,6 +156,31 @@ class NativeBackend {
     return this.acks === null ? result : this.acks.wait(native.lastTicket(), result)
   }
 
+  /**
+   * After a read or write of `value` (`cached`: the item's cache entry before it), keeps a
+   * private copy of it in the cache when the key was used again, soon (see ValueCache: a key
+   * used once leaves nothing, one used again a mark, one marked its value). Returns what the
+   * caller may have: `value` itself, or with `owned` (a value just parsed), the value when the
+   * cache took it and a copy then.
+   */
+  keep(group, key, cached, value, textBytes, owned = false) {
+    const cache = this.cache
+    if (!native.lastReused()) {
+      if (cached !== undefined) cache.dropItem(group, key)
+      return value
+    }
+    if (cached === undefined) {
+      cache.markItem(group, key)
+      return value
+    }
+    if (owned) {
+      cache.putItem(group, key, native.lastVersion(), value, textBytes)
+      return copyJson(value)
+    }
+    cache.putItem(group, key, native.lastVersion(), copyJson(value), textBytes)
+    return value
+  }
+
   set(group, key, text, value, ttlMs) {
     const cache = this.cache
     const cached = cache.item(group, key)
@@ -166,7 +191,7 @@ class NativeBackend {
       throw fromNative(err)
     }
     const oldValue = old === true ? cached.value : parseOrNull(old)
-    cache.putItem(group, key, native.lastVersion(), copyJson(value), text.length)
+    this.keep(group, key, cached, value, text.length)
     return this.acknowledged({ new_value: value, old_value: oldValue })
   }
 
@@ -185,8 +210,8 @@ class NativeBackend {
       return null
     }
     const value = JSON.parse(text)
-    cache.putItem(group, key, native.lastVersion(), value, text.length)
-    return copyJson(value)
+    // Unless the cache keeps it, the caller gets the parsed value itself.
+    return this.keep(group, key, cached, value, text.length, true)
   }
 
   update(group, key, opsText) {
@@ -214,7 +239,7 @@ class NativeBackend {
       const values = JSON.parse(pair)
       newValue = values[0]
       oldValue = values.length === 1 ? cached.value : values[1]
-      cache.putItem(group, key, native.lastVersion(), copyJson(newValue), pair.length)
+      this.keep(group, key, cached, newValue, pair.length)
     }
     return this.acknowledged({ new_value: newValue, old_value: oldValue })
   }

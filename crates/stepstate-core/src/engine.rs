@@ -93,6 +93,8 @@ pub struct WriteResult {
     pub changed_members: Option<String>,
     /// The journal's ticket for the write (0 without a journal): see [`Journaled::ticket`].
     pub ticket: u64,
+    /// As [`Replaced::reused`].
+    pub reused: bool,
 }
 
 /// What [`Engine::set_owned`] returns.
@@ -106,6 +108,10 @@ pub struct Replaced {
     pub version: Version,
     /// The journal's ticket for the write (0 without a journal): see [`Journaled::ticket`].
     pub ticket: u64,
+    /// Whether the key existed and had been read, or written again, since it was created: a
+    /// caller's cache keeps a value only when it is used again, so a key written or read once
+    /// costs it nothing.
+    pub reused: bool,
 }
 
 /// What [`Engine::delete_owned`] returns for a key that was there.
@@ -145,6 +151,8 @@ pub struct Journaled<'a> {
 struct Committed {
     /// The item it replaced: its text and version.
     old: Option<(Text, Version)>,
+    /// Whether the replaced item had been used since it was created (see [`Replaced::reused`]).
+    reused: bool,
     version: Version,
     ticket: u64,
 }
@@ -177,6 +185,9 @@ struct Slot {
     /// Milliseconds since the Unix epoch at which the item expires; 0 = never.
     expires_at_ms: u64,
     version: Version,
+    /// Whether the item was read, or written again, since it was created: a caller's cache
+    /// keeps only what is used again (see [`Replaced::reused`]). Set under a read lock too.
+    used: AtomicBool,
 }
 
 impl Slot {
@@ -233,13 +244,18 @@ impl Group {
         value: Text,
         expires_at_ms: u64,
         version: Version,
-    ) -> Option<(Text, Version)> {
+    ) -> Option<(Text, Version, bool)> {
         self.version = version;
         if let Some(&position) = self.index.get(key) {
             if let Some(slot) = self.slots[position].as_mut() {
                 slot.expires_at_ms = expires_at_ms;
                 let old_version = std::mem::replace(&mut slot.version, version);
-                return Some((std::mem::replace(&mut slot.value, value), old_version));
+                let was_used = slot.used.swap(true, Ordering::Relaxed);
+                return Some((
+                    std::mem::replace(&mut slot.value, value),
+                    old_version,
+                    was_used,
+                ));
             }
         }
         let key: Arc<str> = Arc::from(key);
@@ -249,6 +265,7 @@ impl Group {
             value,
             expires_at_ms,
             version,
+            used: AtomicBool::new(false),
         }));
         None
     }
@@ -617,11 +634,19 @@ impl Engine {
         let journaled = self.journal_into(items, &record)?;
         let ticket = journaled.as_ref().map_or(0, |journaled| journaled.ticket);
         let version = self.next_version();
-        let old = match new {
-            Some(stored) => items.put(key, Text::Heap(stored.value), stored.expires_at_ms, version),
-            None => items
-                .remove(key, version)
-                .map(|slot| (slot.value, slot.version)),
+        let (old, reused) = match new {
+            Some(stored) => {
+                match items.put(key, Text::Heap(stored.value), stored.expires_at_ms, version) {
+                    Some((text, version, used)) => (Some((text, version)), used),
+                    None => (None, false),
+                }
+            }
+            None => (
+                items
+                    .remove(key, version)
+                    .map(|slot| (slot.value, slot.version)),
+                false,
+            ),
         };
         if self.events.has_subscribers() {
             let new_value = items.get(key).map(|slot| &*slot.value);
@@ -632,6 +657,7 @@ impl Engine {
         drop(journaled);
         Ok(Committed {
             old,
+            reused,
             version,
             ticket,
         })
@@ -735,6 +761,7 @@ impl Engine {
             old_version,
             version: committed.version,
             ticket: committed.ticket,
+            reused: committed.reused,
         })
     }
 
@@ -756,6 +783,19 @@ impl Engine {
         key: &str,
         read: impl FnOnce(Option<(&str, Version)>) -> R,
     ) -> Result<R> {
+        self.get_tracked(group, key, |item| {
+            read(item.map(|(text, version, _)| (text, version)))
+        })
+    }
+
+    /// [`Engine::get_versioned`] that also passes whether the item was used (read, or written
+    /// again) before this read since it was created (see [`Replaced::reused`]).
+    pub fn get_tracked<R>(
+        &self,
+        group: &str,
+        key: &str,
+        read: impl FnOnce(Option<(&str, Version, bool)>) -> R,
+    ) -> Result<R> {
         self.check_open(group, Some(key))?;
         let map = self.shard(group).groups.read();
         let Some(cell) = map.get(group) else {
@@ -765,7 +805,11 @@ impl Engine {
         let slot = items
             .get(key)
             .filter(|slot| slot.expires_at_ms == 0 || slot.is_live(self.now_ms()));
-        Ok(read(slot.map(|slot| (&*slot.value, slot.version))))
+        Ok(read(slot.map(|slot| {
+            // Read first: most reads of a hot item find it set and write nothing.
+            let used = slot.used.load(Ordering::Relaxed) || slot.used.swap(true, Ordering::Relaxed);
+            (&*slot.value, slot.version, used)
+        })))
     }
 
     /// The value's text, or `None` when the key is absent or expired.
@@ -806,6 +850,7 @@ impl Engine {
                     version: committed.version,
                     changed_members,
                     ticket: committed.ticket,
+                    reused: committed.reused,
                 })
             })
             .map_err(|e: Error| e.for_item("update", group, key))?;

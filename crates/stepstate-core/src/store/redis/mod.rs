@@ -75,6 +75,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 const SWEEP_LIMIT: u32 = 500;
 /// Stripes of the per-key write locks of one process.
 const KEY_LOCKS: usize = 256;
+/// How long one read of the event stream waits for new entries.
+const READ_BLOCK: Duration = Duration::from_millis(500);
 /// Most versions remembered for one-round-trip updates.
 const KNOWN_VERSIONS: usize = 10_000;
 
@@ -319,8 +321,16 @@ impl RedisStore {
                     return;
                 }
                 if connection.is_none() {
-                    match tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
-                        .await
+                    // Replies may take the whole block time and then some: a shorter wait
+                    // would take an idle stream for a dropped connection.
+                    let config = redis::AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(READ_BLOCK + timeout));
+                    match tokio::time::timeout(
+                        timeout,
+                        client.get_multiplexed_async_connection_with_config(&config),
+                    )
+                    .await
                     {
                         Ok(Ok(c)) => connection = Some(c),
                         _ => {
@@ -336,7 +346,7 @@ impl RedisStore {
                     .arg("COUNT")
                     .arg(1000)
                     .arg("BLOCK")
-                    .arg(500)
+                    .arg(READ_BLOCK.as_millis() as u64)
                     .arg("STREAMS")
                     .arg(&stream)
                     .arg(&last_id)
@@ -489,6 +499,17 @@ impl RedisStore {
         self.options.events_kept
     }
 
+    /// Where a group's version counter starts when the group is new: a random number below
+    /// 2^40, so that versions seen before Redis lost its data (a restart without persistence,
+    /// a failover, FLUSHALL) do not come back for other values, which a compare-and-set would
+    /// take for the value it knew.
+    fn version_seed(&self) -> u64 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        self.hasher.hash_one(nanos) & ((1 << 40) - 1)
+    }
+
     /// Stores `value` (JSON text) with `ttl`; returns the previous value as it was replaced.
     pub async fn set(&self, group: &str, key: &str, value: String, ttl: Ttl) -> Result<Replaced> {
         check_item(group, key)?;
@@ -508,7 +529,8 @@ impl RedisStore {
             .arg(key)
             .arg(&value)
             .arg(ttl_ms)
-            .arg(self.maxlen());
+            .arg(self.maxlen())
+            .arg(self.version_seed());
         let reply: Value = self
             .bounded(async move { invocation.invoke_async(&mut connection).await })
             .await?;
@@ -525,6 +547,7 @@ impl RedisStore {
             old_version,
             version,
             ticket: 0,
+            reused: false,
         })
     }
 
@@ -576,7 +599,8 @@ impl RedisStore {
                 .arg(expected)
                 .arg(&stored.value)
                 .arg(self.options.rules.default_ttl_ms.unwrap_or(0))
-                .arg(self.maxlen());
+                .arg(self.maxlen())
+                .arg(self.version_seed());
             let reply: Value = self
                 .bounded(async move { invocation.invoke_async(&mut connection).await })
                 .await?;
@@ -600,6 +624,7 @@ impl RedisStore {
                     version,
                     changed_members,
                     ticket: 0,
+                    reused: false,
                 });
             }
             // Someone else wrote first: apply the ops again to what is there now.

@@ -45,9 +45,10 @@ local function remove(keys, maxlen, g, k, p, reason)
   return v, j, id
 end
 -- Stores `json` under `k` with expiry `e` (a new key goes to the end); returns the new version
--- and the event's stream id.
-local function store(keys, maxlen, g, k, json, e, old_e, old_json)
+-- and the event's stream id. A new counter starts at `seed` (see `version_seed`).
+local function store(keys, maxlen, g, k, json, e, old_e, old_json, seed)
   local v = redis.call('INCR', keys[3])
+  if v == 1 then v = redis.call('INCRBY', keys[3], seed) end
   redis.call('HSET', keys[1], k, v .. ':' .. e .. ':' .. json)
   if not old_json then
     redis.call('ZADD', keys[2], v, k)
@@ -63,10 +64,10 @@ local function store(keys, maxlen, g, k, json, e, old_e, old_json)
 end
 "#;
 
-/// `set`: ARGV group, key, json, ttl_ms (0: never), stream maxlen. Returns
+/// `set`: ARGV group, key, json, ttl_ms (0: never), stream maxlen, version seed. Returns
 /// `{old_json|nil, old_version, version, event_id}`. An expired old item is removed first, with its event.
 const SET: &str = r#"
-local g, k, json, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local g, k, json, ttl, maxlen, seed = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local now = now_ms()
 local p = redis.call('HGET', KEYS[1], k)
 local old_v, old_e, old_j = 0, 0, false
@@ -79,17 +80,17 @@ if p then
 end
 local e = 0
 if ttl > 0 then e = now + ttl end
-local v, id = store(KEYS, maxlen, g, k, json, e, old_e, old_j)
+local v, id = store(KEYS, maxlen, g, k, json, e, old_e, old_j, seed)
 return {old_j, old_v, v, id}
 "#;
 
 /// `update`'s compare-and-set: ARGV group, key, expected version (0: absent), new json,
-/// default ttl_ms (0: none), stream maxlen. Stores only when the live item still has the
+/// default ttl_ms (0: none), stream maxlen, version seed. Stores only when the live item still has the
 /// expected version: returns `{1, old_json|nil, old_version, version, event_id}`; otherwise
 /// `{0, current_payload|nil}` for the caller to apply its ops again. An existing item keeps its
 /// expiry; a new one gets the default TTL.
 const COMPARE_AND_SET: &str = r#"
-local g, k, expected, json, ttl, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local g, k, expected, json, ttl, maxlen, seed = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local now = now_ms()
 local p = redis.call('HGET', KEYS[1], k)
 local v, e, j = 0, 0, false
@@ -108,7 +109,7 @@ end
 if stale then remove(KEYS, maxlen, g, k, stale, 'expired') end
 local new_e = e
 if not j and ttl > 0 then new_e = now + ttl end
-local new_v, id = store(KEYS, maxlen, g, k, json, new_e, e, j)
+local new_v, id = store(KEYS, maxlen, g, k, json, new_e, e, j, seed)
 return {1, j, v, new_v, id}
 "#;
 
