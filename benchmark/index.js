@@ -11,11 +11,12 @@ const suites = {
   file: () => require('./file').run(), // includes the recovery figures
   recovery: () => require('./file').recovery(),
   events: () => require('./events').run(),
+  redis: () => require('./redis').run(), // starts a private redis-server
 }
 
 async function main() {
   const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'))
-  const names = chosen.length ? chosen : ['memory', 'file', 'events']
+  const names = chosen.length ? chosen : ['memory', 'file', 'events', 'redis']
   console.log(`stepstate benchmark — node ${process.version}, ${ROUNDS} rounds; figures are medians of rounds, ratios medians of per-round ratios (> 1: stepstate faster)`)
   for (const name of names) {
     if (!suites[name]) throw new Error(`unknown suite ${name}; known: ${Object.keys(suites).join(', ')}`)
