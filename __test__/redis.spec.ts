@@ -496,6 +496,46 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
         'the listener to hear a write made after the restart',
       )
     }, 60_000)
+
+    it('a server that stops answering (SIGSTOP) makes calls reject after commandTimeout, and they work again once it resumes', async () => {
+      const redis = await startServer()
+      const options = { adapter: 'redis' as const, url: redis.url, prefix: freshPrefix(), commandTimeout: 1_000 }
+      const state = track(await StateManager.open(options))
+      await state.set('jobs', 'j1', { step: 1 })
+      process.kill(redis.pid, 'SIGSTOP')
+      try {
+        // The connection stays open and silent: only commandTimeout ends the wait.
+        for (const [name, call] of [
+          ['get', () => state.get('jobs', 'j1')],
+          ['update', () => state.update('jobs', 'j2', [{ type: 'increment', path: 'step', by: 1 }])],
+          ['open', () => StateManager.open(options)],
+        ] as Array<[string, () => Promise<unknown>]>) {
+          const { err, ms } = await rejection(call())
+          expect(err.code, `${name}: ${err.message}`).toBe('BACKEND_UNAVAILABLE')
+          expect(ms, `${name} failed after ${ms} ms`).toBeGreaterThanOrEqual(900)
+          expect(ms, `${name} took ${ms} ms to fail`).toBeLessThan(3_000)
+        }
+        // A manager still connecting closes once its open has ended: within commandTimeout.
+        const closeStarted = Date.now()
+        await track(new StateManager(options)).close()
+        expect(Date.now() - closeStarted).toBeLessThan(3_000)
+      } finally {
+        process.kill(redis.pid, 'SIGCONT')
+      }
+      await waitFor(
+        async () => {
+          try {
+            return (await state.update('jobs', 'j1', [{ type: 'set', path: 'step', value: 5 }])).new_value.step === 5
+          } catch {
+            return false
+          }
+        },
+        15_000,
+        'the manager to write again once the server resumed',
+        100,
+      )
+      expect(await state.get('jobs', 'j1')).toEqual({ step: 5 })
+    }, 60_000)
   })
 
   describe('ACL users and passwords', () => {
