@@ -1,9 +1,11 @@
 // The Redis adapter against real redis-server processes and real Node processes: atomicity
 // across processes, change events across processes and across killed connections, expiry seen
-// by every process once, a server that dies and comes back, ACL credentials, and calls made
-// before the connection is up. Every test starts its own redis-server on a free loopback port
-// (never 6379) and stops it by pid. The conformance specs (methods, update, events, ...) run on
-// Redis separately, with STEPSTATE_TEST_ADAPTER=redis; this file runs in every pass.
+// by every process once, a server that dies (SIGKILL) or stops answering (SIGSTOP) and comes
+// back, ACL credentials and databases, and calls made before the connection is up. Every test
+// starts its own redis-server on a free loopback port (never 6379) and stops it by pid; the
+// other processes run helpers/redis-child.cjs. The conformance specs (methods, update, events,
+// ...) run on Redis separately, with STEPSTATE_TEST_ADAPTER=redis; this file needs no such
+// variable. Without redis-server it is skipped loudly, which fails the run under CI.
 import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -538,7 +540,7 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
     }, 60_000)
   })
 
-  describe('ACL users and passwords', () => {
+  describe('credentials and database', () => {
     it('opens with user and password in the url or as options; a wrong password says authentication failed', async () => {
       const redis = await startServer()
       expect(cli(redis.port, 'ACL', 'SETUSER', 'app', 'on', '>secret', '~*', '&*', '+@all')).toBe('OK')
@@ -574,6 +576,18 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
         expect(ms).toBeLessThan(3_000)
       }
     }, 30_000)
+
+    it('db in the url or as an option selects the database the store lives in', async () => {
+      const prefix = freshPrefix()
+      const byUrl = track(await StateManager.open({ adapter: 'redis', url: `${shared.url}/3`, prefix }))
+      await byUrl.set('users', 'u1', { name: 'Ada' })
+      const byOption = track(await StateManager.open({ adapter: 'redis', host: '127.0.0.1', port: shared.port, db: 3, prefix }))
+      expect(await byOption.get('users', 'u1')).toEqual({ name: 'Ada' })
+      const inDefault = track(await StateManager.open({ adapter: 'redis', url: shared.url, prefix }))
+      expect(await inDefault.get('users', 'u1')).toBeNull()
+      expect(cli(shared.port, '-n', '3', '--scan', '--pattern', `${prefix}*`)).toContain(`${prefix}{users}:i`)
+      expect(cli(shared.port, '-n', '0', '--scan', '--pattern', `${prefix}*`)).toBe('')
+    })
   })
 
   describe('calls made before the connection is up', () => {
