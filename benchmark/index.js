@@ -2,7 +2,8 @@
 // `npm run bench`: every suite, each printing one table of stepstate beside its reference
 // stores measured in the same run. `npm run bench -- memory` runs only the named suites.
 // BENCH_ROUNDS (default 5), BENCH_OPS (default 50000), BENCH_SECONDS (default 2, the cap of one
-// durable-store measurement) and BENCH_ITEMS (default 1000000, the recovery test) scale it.
+// durable-store measurement), BENCH_ITEMS (default 1000000, the recovery test) and
+// BENCH_REDIS_OPS (default 5000, each Redis figure; the suite starts its own redis-server) scale it.
 'use strict'
 const { ROUNDS } = require('./harness')
 
