@@ -118,22 +118,29 @@ export interface StateChangeIterator<E = StateChangeEvent> extends AsyncIterable
  * A storage backend written in JavaScript, passed as `{ adapter: obj }`.
  *
  * The adapter only stores values; StateManager supplies on top of it argument and value checks,
- * atomic `update` (per-key serialization within the process plus the core op engine), change
- * events and TTL. Every method is async.
+ * atomic `update` (writes of one key wait in line within the process; the core's op engine
+ * computes the new value), change events and TTL. It is given a fresh copy of each value and may
+ * keep it as it is; what it gives back is copied before anyone sees it. An item with an expiry
+ * is given to it in an envelope, `{ $stepstate: { expiresAt: <ms since the epoch> }, value }`,
+ * to be stored and given back as it is (see README, "Your own store"). Every method may return
+ * a Promise or a plain value; one that throws or rejects makes the call reject with code
+ * `BACKEND_UNAVAILABLE` and the adapter's error as `cause`.
  */
 export interface StateAdapter {
-  /** The stored value, or `null` when absent. */
-  get(group: string, key: string): Promise<JsonValue | null>
+  /** The stored value, or `null` (or `undefined`) when absent. */
+  get(group: string, key: string): Promise<JsonValue | null | undefined> | JsonValue | null | undefined
   /** Stores `value`; resolves the previous value, or `null` when the key was absent. */
-  set(group: string, key: string, value: JsonValue): Promise<JsonValue | null>
+  set(group: string, key: string, value: JsonValue): Promise<JsonValue | null | undefined> | JsonValue | null | undefined
   /** Removes the item; resolves the removed value, or `null` when the key was absent. */
-  delete(group: string, key: string): Promise<JsonValue | null>
+  delete(group: string, key: string): Promise<JsonValue | null | undefined> | JsonValue | null | undefined
   /** Every item of the group in insertion order; `[]` for an unknown group. */
-  entries(group: string): Promise<Array<StateEntry<JsonValue>>>
+  entries(group: string): Promise<Array<StateEntry<JsonValue>>> | Array<StateEntry<JsonValue>>
   /** Removes every item of the group. */
-  clear(group: string): Promise<unknown>
-  /** Names of the non-empty groups. */
-  listGroups(): Promise<string[]>
+  clear(group: string): Promise<unknown> | unknown
+  /** Names of the non-empty groups, in any order. */
+  listGroups(): Promise<string[]> | string[]
+  /** Optional: called by the manager's `close()` once its writes have settled. */
+  close?(): Promise<unknown> | unknown
 }
 
 /** Options of {@link StateManager.open} and the {@link StateManager} constructor (the classic config file's keys). */
