@@ -122,25 +122,25 @@ export interface StateChangeIterator<E = StateChangeEvent> extends AsyncIterable
  * computes the new value), change events and TTL. It is given a fresh copy of each value and may
  * keep it as it is; what it gives back is copied before anyone sees it. An item with an expiry
  * is given to it in an envelope, `{ $stepstate: { expiresAt: <ms since the epoch> }, value }`,
- * to be stored and given back as it is (see README, "Your own store"). Every method may return
- * a Promise or a plain value; one that throws or rejects makes the call reject with code
- * `BACKEND_UNAVAILABLE` and the adapter's error as `cause`.
+ * to be stored and given back as it is (see README, "Your own store"). A method that throws or
+ * rejects makes the call reject with code `BACKEND_UNAVAILABLE` and the adapter's error as
+ * `cause`.
  */
 export interface StateAdapter {
-  /** The stored value, or `null` (or `undefined`) when absent. */
-  get(group: string, key: string): Promise<JsonValue | null | undefined> | JsonValue | null | undefined
+  /** The stored value, or `null` when absent. */
+  get(group: string, key: string): Promise<JsonValue | null>
   /** Stores `value`; resolves the previous value, or `null` when the key was absent. */
-  set(group: string, key: string, value: JsonValue): Promise<JsonValue | null | undefined> | JsonValue | null | undefined
+  set(group: string, key: string, value: JsonValue): Promise<JsonValue | null>
   /** Removes the item; resolves the removed value, or `null` when the key was absent. */
-  delete(group: string, key: string): Promise<JsonValue | null | undefined> | JsonValue | null | undefined
+  delete(group: string, key: string): Promise<JsonValue | null>
   /** Every item of the group in insertion order; `[]` for an unknown group. */
-  entries(group: string): Promise<Array<StateEntry<JsonValue>>> | Array<StateEntry<JsonValue>>
+  entries(group: string): Promise<Array<StateEntry<JsonValue>>>
   /** Removes every item of the group. */
-  clear(group: string): Promise<unknown> | unknown
+  clear(group: string): Promise<unknown>
   /** Names of the non-empty groups, in any order. */
-  listGroups(): Promise<string[]> | string[]
-  /** Optional: called by the manager's `close()` once its writes have settled. */
-  close?(): Promise<unknown> | unknown
+  listGroups(): Promise<string[]>
+  /** Optional: called once by the manager's `close()`, after its writes have settled. */
+  close?(): Promise<unknown>
 }
 
 /** Options of {@link StateManager.open} and the {@link StateManager} constructor (the classic config file's keys). */
