@@ -118,8 +118,13 @@ export interface StateChangeIterator<E = StateChangeEvent> extends AsyncIterable
  * A storage backend written in JavaScript, passed as `{ adapter: obj }`.
  *
  * The adapter only stores values; StateManager supplies on top of it argument and value checks,
- * atomic `update` (per-key serialization within the process plus the core op engine), change
- * events and TTL. Every method is async.
+ * atomic `update` (writes of one key wait in line within the process; the core's op engine
+ * computes the new value), change events and TTL. It is given a fresh copy of each value and may
+ * keep it as it is; what it gives back is copied before anyone sees it. An item with an expiry
+ * is given to it in an envelope, `{ $stepstate: { expiresAt: <ms since the epoch> }, value }`,
+ * to be stored and given back as it is (see README, "Your own store"). A method that throws or
+ * rejects makes the call reject with code `BACKEND_UNAVAILABLE` and the adapter's error as
+ * `cause`.
  */
 export interface StateAdapter {
   /** The stored value, or `null` when absent. */
@@ -132,8 +137,10 @@ export interface StateAdapter {
   entries(group: string): Promise<Array<StateEntry<JsonValue>>>
   /** Removes every item of the group. */
   clear(group: string): Promise<unknown>
-  /** Names of the non-empty groups. */
+  /** Names of the non-empty groups, in any order. */
   listGroups(): Promise<string[]>
+  /** Optional: called once by the manager's `close()`, after its writes have settled. */
+  close?(): Promise<unknown>
 }
 
 /** Options of {@link StateManager.open} and the {@link StateManager} constructor (the classic config file's keys). */

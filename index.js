@@ -12,6 +12,7 @@
 const { EventEmitter } = require('node:events')
 const { NativeBackend } = require('./lib/backend/native.js')
 const { RedisBackend } = require('./lib/backend/redis.js')
+const { AdapterBackend } = require('./lib/backend/adapter.js')
 const { DEFAULT_CACHE_BYTES, MAX_NESTING, toJsonData, UNHANDLED } = require('./lib/cache.js')
 const { StateError, makeError, reason, describe } = require('./lib/errors.js')
 
@@ -154,7 +155,8 @@ function serializeOps(ops, group, key) {
 /** The longest group or key, in bytes of UTF-8 (the engine checks names it is given). */
 const MAX_NAME_BYTES = 1024
 
-/** The stores there are, by `options.adapter`, each with the backend that serves it. */
+/** The stores there are, by `options.adapter`, each with the backend that serves it; an object
+ *  as `options.adapter` is a user's own store (a `StateAdapter`), served by AdapterBackend. */
 const BACKENDS = new Map([
   ['memory', NativeBackend],
   ['file', NativeBackend],
@@ -170,9 +172,12 @@ function checkOptions(options) {
     throw makeError('INVALID_ARGUMENT', `options must be an object, got ${describe(options)}`)
   }
   const adapter = options.adapter === undefined ? 'memory' : options.adapter
-  if (!BACKENDS.has(adapter)) {
+  if (!BACKENDS.has(adapter) && (adapter === null || typeof adapter !== 'object')) {
     const name = typeof adapter === 'string' ? JSON.stringify(adapter) : describe(adapter)
-    throw makeError('INVALID_ARGUMENT', `adapter ${name} is not available; use one of: ${[...BACKENDS.keys()].join(', ')}`)
+    throw makeError(
+      'INVALID_ARGUMENT',
+      `adapter ${name} is not available; use one of: ${[...BACKENDS.keys()].join(', ')}, or an object implementing StateAdapter`,
+    )
   }
   const maxValueBytes = options.maxValueBytes === undefined ? 0 : options.maxValueBytes
   if (!Number.isSafeInteger(maxValueBytes) || maxValueBytes < 0) {
@@ -241,7 +246,8 @@ class StateManager extends EventEmitter {
     let backend
     try {
       const settings = checkOptions(options)
-      backend = new (BACKENDS.get(settings.adapter))(settings, options)
+      const Backend = typeof settings.adapter === 'object' ? AdapterBackend : BACKENDS.get(settings.adapter)
+      backend = new Backend(settings, options)
     } catch (err) {
       if (typeof err?.code === 'string') throw err
       throw makeError('INVALID_ARGUMENT', `reading the options threw: ${reason(err)}`, undefined, err)

@@ -8,7 +8,9 @@
 //   - cronReport (cron step): reads the whole 'orders' group and prints a report.
 // A tiny driver at the bottom plays the requests, messages and cron tick in order.
 //
-// Run it with `npm run example` (or `node examples/order-flow.js`) after `npm install`.
+// Run it with `npm run example` (or `node examples/order-flow.js`) after `npm install`. The
+// steps are exported too, for their tests: order-flow.vitest.test.mjs and
+// order-flow.jest.test.cjs (stepstate/testing).
 
 'use strict'
 
@@ -121,7 +123,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exitCode = 1
-})
+module.exports = { apiCreateOrder, queueMarkPaid, cronReport }
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+}

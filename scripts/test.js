@@ -6,9 +6,15 @@
 //   4. the vitest specs of the public API, all on that one release build,
 //   5. the conformance pass: the same specs again with every manager a file store
 //      (STEPSTATE_TEST_ADAPTER=file), since the file store must behave exactly like memory,
-//   6. and again with every manager a Redis store (STEPSTATE_TEST_ADAPTER=redis) on a private
+//   6. and again with every manager a user's own store (STEPSTATE_TEST_ADAPTER=adapter: a
+//      Map-backed StateAdapter, __test__/helpers/map-adapter.ts),
+//   7. and again with every manager a Redis store (STEPSTATE_TEST_ADAPTER=redis) on a private
 //      redis-server on a free port. Without a `redis-server` binary this pass is skipped, loudly;
-//      under CI=true that fails the run.
+//      under CI=true that fails the run,
+//   8. the example tests of step handlers with `stepstate/testing`: vitest in its threads pool
+//      and in its forks pool, and jest (examples/*.vitest.test.mjs, examples/*.jest.test.cjs),
+//   9. the packed package installed into a scratch project with no Rust on the PATH, used by
+//      `require` and by `import` (scripts/pack-test.js).
 // It ends with one line counting the tests of every stage: `tests: N passed, N failed`.
 'use strict'
 const { spawn, spawnSync } = require('node:child_process')
@@ -19,7 +25,7 @@ const root = path.join(__dirname, '..')
 const bin = (name) => path.join(root, 'node_modules', '.bin', name)
 const totals = { passed: 0, failed: 0, skipped: 0 }
 
-/** Adds up the counts that cargo test and vitest print. */
+/** Adds up the counts that cargo test, vitest and jest print. */
 function count(output) {
   const text = output.replace(/\x1b\[[0-9;]*m/g, '')
   for (const m of text.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored/g)) {
@@ -27,7 +33,7 @@ function count(output) {
     totals.failed += Number(m[2])
     totals.skipped += Number(m[3])
   }
-  const vitest = text.match(/^\s*Tests\s+(.*)$/m)
+  const vitest = text.match(/^\s*Tests:?\s+(.*)$/m)
   if (vitest) {
     for (const [, n, kind] of vitest[1].matchAll(/(\d+) (passed|failed|skipped|todo)/g)) {
       totals[kind === 'todo' ? 'skipped' : kind] += Number(n)
@@ -75,6 +81,11 @@ async function main() {
   await stage('conformance: the same specs on the file store', bin('vitest'), ['run', ...conformance], {
     STEPSTATE_TEST_ADAPTER: 'file',
   })
+  // The read cache (cache.spec.ts) is the in-process backend's; nothing else is store-specific.
+  const adapterSpecs = conformance.filter((file) => !file.endsWith('/cache.spec.ts'))
+  await stage("conformance: the same specs on a user's adapter", bin('vitest'), ['run', ...adapterSpecs], {
+    STEPSTATE_TEST_ADAPTER: 'adapter',
+  })
   const redisSpecs = conformance.filter((file) => !file.endsWith('/cache.spec.ts')) // the read cache is the in-process backend's
   if (spawnSync('redis-server', ['--version']).error) {
     if (process.env.CI) {
@@ -89,6 +100,11 @@ async function main() {
       STEPSTATE_TEST_ADAPTER: 'redis',
     })
   }
+  for (const pool of ['threads', 'forks']) {
+    await stage(`example tests: vitest, ${pool} pool`, bin('vitest'), ['run', '--config', 'examples/vitest.config.mjs', `--pool=${pool}`])
+  }
+  await stage('example tests: jest', bin('jest'), ['--config', 'examples/jest.config.cjs'])
+  await stage('the packed package, installed without Rust', process.execPath, [path.join('scripts', 'pack-test.js')])
   console.log('\n== all test stages passed')
   console.log(summary())
 }

@@ -4,18 +4,24 @@
 // Conformance: with STEPSTATE_TEST_ADAPTER=file (set by `npm test` for its second pass), every
 // manager these helpers make is a file store in a new temporary directory; with
 // STEPSTATE_TEST_ADAPTER=redis (the third pass), a Redis store under a new prefix on the private
-// redis-server that helpers/redis-server.mjs starts (STEPSTATE_TEST_REDIS_URL). So the same
-// specs check that every store behaves exactly like the in-memory store.
+// redis-server that helpers/redis-server.mjs starts (STEPSTATE_TEST_REDIS_URL); with
+// STEPSTATE_TEST_ADAPTER=adapter, a user's own store: a fresh Map-backed StateAdapter
+// (helpers/map-adapter.ts). So the same specs check that every store behaves exactly like the
+// in-memory store.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StateManager } from '../../index.js'
+import { MapAdapter } from './map-adapter'
 
 type Options = ConstructorParameters<typeof StateManager>[0]
 
-/** The adapter the conformance pass runs the specs on: 'memory' (default) or 'file'. */
-export const adapterUnderTest: 'memory' | 'file' | 'redis' =
-  process.env.STEPSTATE_TEST_ADAPTER === 'file' || process.env.STEPSTATE_TEST_ADAPTER === 'redis'
+/** The adapter the conformance pass runs the specs on: 'memory' (default), 'file', 'redis', or
+ *  'adapter' (a MapAdapter). */
+export const adapterUnderTest: 'memory' | 'file' | 'redis' | 'adapter' =
+  process.env.STEPSTATE_TEST_ADAPTER === 'file' ||
+  process.env.STEPSTATE_TEST_ADAPTER === 'redis' ||
+  process.env.STEPSTATE_TEST_ADAPTER === 'adapter'
     ? process.env.STEPSTATE_TEST_ADAPTER
     : 'memory'
 
@@ -49,6 +55,7 @@ export function storeOptions(options?: Options): Options {
   if (adapterUnderTest === 'redis') {
     return { adapter: 'redis', url: process.env.STEPSTATE_TEST_REDIS_URL, prefix: freshPrefix(), ...options }
   }
+  if (adapterUnderTest === 'adapter') return { adapter: new MapAdapter(), ...options }
   return { adapter: 'file', path: tempDirectory(), ...options }
 }
 
