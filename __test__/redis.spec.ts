@@ -590,14 +590,12 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
     })
   })
 
-  // Defects found by these tests and not fixed yet. Each is `it.fails`: it passes while the
-  // defect is there, and fails once it is fixed, so that whoever fixes it turns it into `it`.
-  describe('known defects (it.fails until fixed)', () => {
-    // The event reader's connection comes from `client.get_multiplexed_async_connection()`,
-    // whose response timeout (500 ms by default in redis-rs 1.x) is no longer than its
-    // `XREAD BLOCK 500`: with no events to read, the client gives up first, the reader takes it
-    // for a dropped connection, sleeps 100 ms and connects anew, about every 0.6 s per process.
-    it.fails('an idle listener keeps its event connection instead of reconnecting every XREAD', async () => {
+  // Defects these tests found, kept as tests of their fixes.
+  describe('connections and versions', () => {
+    // The event reader's connection must wait for a reply longer than its `XREAD BLOCK`:
+    // otherwise, with no events to read, the client gives up first, takes it for a dropped
+    // connection and connects anew, about every 0.6 s per process.
+    it('an idle listener keeps its event connection instead of reconnecting every XREAD', async () => {
       const redis = await startServer()
       const state = track(await StateManager.open({ adapter: 'redis', url: redis.url, prefix: freshPrefix() }))
       state.onChange(() => {})
@@ -609,13 +607,12 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
       expect(connections() - before).toBeLessThanOrEqual(1)
     }, 20_000)
 
-    // Versions come from a per-group counter in Redis (`INCR`), and a manager remembers the
-    // version and value it last saw to update in one round trip. When Redis loses its data
-    // (a restart without persistence, a failover to a replica that lagged, FLUSHALL, eviction
-    // of the counter), the counter starts again and reuses versions: an update's
-    // compare-and-set then matches a different item that happens to have the remembered version,
-    // and stores a result computed from the old value, losing the write in between.
-    it.fails('an update after Redis lost its data never computes from a value that is no longer there', async () => {
+    // Versions come from a per-group counter in Redis, and a manager remembers the version and
+    // value it last saw to update in one round trip. When Redis loses its data (a restart
+    // without persistence, a failover to a replica that lagged, FLUSHALL), a counter that
+    // started again at 1 would reuse versions, and a compare-and-set would match another value
+    // that happens to have the remembered version; a new counter starts at a random offset.
+    it('an update after Redis lost its data never computes from a value that is no longer there', async () => {
       const redis = await startServer()
       const prefix = freshPrefix()
       const a = track(await StateManager.open({ adapter: 'redis', url: redis.url, prefix }))
@@ -624,7 +621,7 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
       expect(cli(redis.port, 'FLUSHALL')).toBe('OK')
       await b.set('counters', 'c', { n: 100 }) // version 1 again, another value
       const result = await a.update('counters', 'c', [{ type: 'increment', path: 'n', by: 1 }])
-      expect(result).toEqual({ new_value: { n: 101 }, old_value: { n: 100 } }) // today: { n: 1 }
+      expect(result).toEqual({ new_value: { n: 101 }, old_value: { n: 100 } })
       expect(await b.get('counters', 'c')).toEqual({ n: 101 })
     }, 20_000)
   })
