@@ -24,6 +24,7 @@ mod durable;
 mod errors;
 mod events;
 mod handle;
+mod inspect;
 mod options;
 mod redis;
 mod store;
@@ -32,6 +33,10 @@ pub use args::{Name, Text};
 pub use durable::{durable_ref, last_ticket, unwatch_durable, watch_durable, DurableWatch};
 pub use events::{drain_events, subscribe, unsubscribe, Subscription};
 pub use handle::{Handle, HandleRef, NewHandle};
+pub use inspect::{
+    check_store_file, file_holder, file_read, files_to_check_at, read_entries, read_get,
+    read_groups, CheckedFile, FileToCheck, ReadOnlyStore,
+};
 pub use options::{open_file, open_memory, sync_policy, OpenFile};
 pub use redis::{
     redis_clear, redis_close, redis_delete, redis_entries, redis_get, redis_get_group, redis_keys,
