@@ -406,10 +406,13 @@ const commands = {
       )
       if (ctx.where.kind === 'file') ctx.err.write(`note: holding ${ctx.where.path} while watching; other processes cannot open it meanwhile\n`)
       ctx.err.write(`watching ${describeTarget(ctx.where)}${group === undefined ? '' : ` group ${JSON.stringify(group)}`} (Ctrl-C to stop)\n`)
+      // Event deliveries do not keep Node alive (they are unref'd): this timer does, until a signal.
+      const alive = setInterval(() => {}, 1 << 30)
       await new Promise((resolve) => {
         process.once('SIGINT', resolve)
         process.once('SIGTERM', resolve)
       })
+      clearInterval(alive)
       off()
       await manager.close()
       return EXIT.OK
