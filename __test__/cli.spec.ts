@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-// @ts-expect-error: a plain ESM helper without typings
+// @ts-ignore: a plain ESM helper without typings (the specs are not type-checked by tsc)
 import { startRedis } from './helpers/redis-server.mjs'
 
 const ROOT = resolve(__dirname, '..')
