@@ -17,6 +17,8 @@
 //! - `events.rs`: change event subscriptions;
 //! - `durable.rs`: acknowledgements of durable writes;
 //! - `redis.rs`: the Redis store's async calls;
+//! - `ops.rs`: the op engine as a pure function over JSON text, for a user's adapter;
+//! - `inspect.rs`: reading a file store without its lock, and checking its files (the CLI);
 //! - `errors.rs`: the one mapping of core errors to JavaScript errors.
 
 mod args;
@@ -24,6 +26,7 @@ mod durable;
 mod errors;
 mod events;
 mod handle;
+mod inspect;
 mod ops;
 mod options;
 mod redis;
@@ -33,6 +36,10 @@ pub use args::{Name, Text};
 pub use durable::{durable_ref, last_ticket, unwatch_durable, watch_durable, DurableWatch};
 pub use events::{drain_events, subscribe, unsubscribe, Subscription};
 pub use handle::{Handle, HandleRef, NewHandle};
+pub use inspect::{
+    check_store_file, file_holder, file_read, files_to_check_at, read_entries, read_get,
+    read_groups, CheckedFile, FileToCheck, ReadOnlyStore,
+};
 pub use ops::apply_ops;
 pub use options::{open_file, open_memory, sync_policy, OpenFile};
 pub use redis::{

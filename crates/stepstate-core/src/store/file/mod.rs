@@ -14,6 +14,7 @@
 //! the write's result. Under [`SyncPolicy::Always`] a write is acknowledged once a durability
 //! listener (see [`FileStore::on_durable`]) has reported a ticket at least as large.
 
+pub mod check;
 pub mod recover;
 
 use crate::engine::{Engine, EngineOptions, Journal, Journaled};
