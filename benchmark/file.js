@@ -11,7 +11,7 @@ const { join } = require('node:path')
 const { StateManager } = require('..')
 const { SqliteStore, LmdbStore } = require('./durable-stores')
 const { measure, median, printTable, ROUNDS } = require('./harness')
-const { fillKeys, calls } = require('./workloads')
+const { COLD_KEYS, fillKeys, fillColdKeys, calls, coldCalls } = require('./workloads')
 
 const OPS = Number(process.env.BENCH_OPS || 50_000)
 const SECONDS = Number(process.env.BENCH_SECONDS || 2) // cap per measurement (durable stores)
@@ -94,8 +94,22 @@ function recovery() {
   }
 }
 
+/** The write workloads over 100,000 keys: each set a new key, each update a random one. */
+const coldWriteWorkloads = [
+  timed('cold: set of distinct keys', 1, coldCalls.set),
+  timed('cold: update, random over 100k keys', 1, coldCalls.update, fillColdKeys),
+  timed('cold: set of distinct keys', 64, coldCalls.set),
+  timed('cold: update, random over 100k keys', 64, coldCalls.update, fillColdKeys),
+]
+
 async function run() {
-  await table('File store, sync: everysec', stepstateFile('everysec'), [memory, sqlite, lmdb], writeWorkloads)
+  await table('File store, sync: everysec (hot: 1,000 keys)', stepstateFile('everysec'), [memory, sqlite, lmdb], writeWorkloads)
+  await table(
+    `File store, sync: everysec (cold: ${COLD_KEYS.toLocaleString('en')} keys, random order)`,
+    stepstateFile('everysec'),
+    [memory, sqlite],
+    coldWriteWorkloads,
+  )
   await table('File store, sync: always (durable before the promise resolves)', stepstateFile('always'), [lmdb], [
     timed('set', 1, calls.set),
     timed('set', 64, calls.set),
