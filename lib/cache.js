@@ -226,6 +226,17 @@ class ValueCache {
   }
 
   putEntry(group, key, version, value, bytes) {
+    const items = this.items.get(group)
+    const entry = items === undefined ? undefined : items.get(key)
+    if (entry !== undefined && this.youngBytes - entry.bytes + bytes <= this.limit / 2) {
+      // In place, as most writes of a hot key find it: no map change, no new object.
+      this.bytes += bytes - entry.bytes
+      this.youngBytes += bytes - entry.bytes
+      entry.version = version
+      entry.value = value
+      entry.bytes = bytes
+      return
+    }
     this.dropItem(group, key)
     if (!this.room(bytes)) return
     this.youngItems(group).set(key, { version, value, bytes })
@@ -234,17 +245,22 @@ class ValueCache {
   }
 
   dropItem(group, key) {
-    for (const [generation, young] of [[this.items, true], [this.olderItems, false]]) {
-      const items = generation.get(group)
-      if (items === undefined) continue
-      const entry = items.get(key)
-      if (entry === undefined) continue
+    const items = this.items.get(group)
+    const entry = items === undefined ? undefined : items.get(key)
+    if (entry !== undefined) {
       this.bytes -= entry.bytes
-      if (young) this.youngBytes -= entry.bytes
+      this.youngBytes -= entry.bytes
       items.delete(key)
-      if (items.size === 0) generation.delete(group)
+      if (items.size === 0) this.items.delete(group)
       return
     }
+    if (this.olderItems.size === 0) return
+    const older = this.olderItems.get(group)
+    const olderEntry = older === undefined ? undefined : older.get(key)
+    if (olderEntry === undefined) return
+    this.bytes -= olderEntry.bytes
+    older.delete(key)
+    if (older.size === 0) this.olderItems.delete(group)
   }
 
   /** The cached values of a whole group, or undefined. */
@@ -288,14 +304,18 @@ class ValueCache {
   /** Forgets everything cached for a group (it was cleared). */
   forget(group) {
     this.dropGroup(group)
-    for (const [generation, young] of [[this.items, true], [this.olderItems, false]]) {
-      const items = generation.get(group)
-      if (items === undefined) continue
+    const items = this.items.get(group)
+    if (items !== undefined) {
       for (const entry of items.values()) {
         this.bytes -= entry.bytes
-        if (young) this.youngBytes -= entry.bytes
+        this.youngBytes -= entry.bytes
       }
-      generation.delete(group)
+      this.items.delete(group)
+    }
+    const older = this.olderItems.get(group)
+    if (older !== undefined) {
+      for (const entry of older.values()) this.bytes -= entry.bytes
+      this.olderItems.delete(group)
     }
   }
 

@@ -30,6 +30,7 @@
 const native = require('../../binding.js')
 const { ValueCache, copyJson, withMembers } = require('../cache.js')
 const { makeError, fromNative, describe } = require('../errors.js')
+const { subscribeNative, unsubscribeNative } = require('./events.js')
 
 /** How a file store's log reaches the disk (README, "Durability"); the binding maps the same
  *  names (src/options.rs). */
@@ -322,24 +323,11 @@ class NativeBackend {
    * one parsed batch. Nothing is drained once unsubscribed.
    */
   subscribe(group, key, deliver) {
-    const subscription = { native: null }
-    const ready = () => {
-      if (subscription.native !== null) deliver(JSON.parse(native.drainEvents(subscription.native)))
-    }
-    try {
-      subscription.native = native.subscribe(this.handle, group, key, ready)
-    } catch (err) {
-      throw fromNative(err)
-    }
-    return subscription
+    return subscribeNative((ready) => native.subscribe(this.handle, group, key, ready), deliver)
   }
 
   unsubscribe(subscription) {
-    // The native callback holds `ready`, which holds this subscription: let go of the native
-    // side here, or neither could ever be collected.
-    const subscribed = subscription.native
-    subscription.native = null
-    if (subscribed !== null) native.unsubscribe(subscribed)
+    unsubscribeNative(subscription)
   }
 
   /** Closes the handle (the last one of a file store flushes it and releases its directory). */

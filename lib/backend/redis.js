@@ -8,6 +8,7 @@
 
 const native = require('../../binding.js')
 const { makeError, fromNative, describe } = require('../errors.js')
+const { subscribeNative, unsubscribeNative } = require('./events.js')
 
 /** Every key the store uses starts with this, unless `prefix` says otherwise. */
 const DEFAULT_PREFIX = 'stepstate:'
@@ -164,27 +165,16 @@ class RedisBackend {
   /** As native.js: events arrive in parsed batches, here from every process on the prefix,
    *  each batch on a later turn of the event loop than the replies of the writes it follows. */
   subscribe(group, key, deliver) {
-    const subscription = { native: null }
-    const drain = () => {
-      if (subscription.native !== null) deliver(JSON.parse(native.drainEvents(subscription.native)))
+    const later = (drain) => setImmediate(drain)
+    const schedule = (drain) => {
+      if (this.writes.size === 0) later(drain)
+      else Promise.allSettled([...this.writes]).then(() => later(drain))
     }
-    const later = () => setImmediate(drain)
-    const ready = () => {
-      if (this.writes.size === 0) later()
-      else Promise.allSettled([...this.writes]).then(later)
-    }
-    try {
-      subscription.native = native.redisSubscribe(this.id, group, key, ready)
-    } catch (err) {
-      throw fromNative(err)
-    }
-    return subscription
+    return subscribeNative((ready) => native.redisSubscribe(this.id, group, key, ready), deliver, schedule)
   }
 
   unsubscribe(subscription) {
-    const subscribed = subscription.native
-    subscription.native = null
-    if (subscribed !== null) native.unsubscribe(subscribed)
+    unsubscribeNative(subscription)
   }
 
   /** Stops following events and drops the connections; returns at once, even while Redis is down. */

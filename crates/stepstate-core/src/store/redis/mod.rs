@@ -170,6 +170,22 @@ fn integer(value: &Value) -> u64 {
     }
 }
 
+/// The text of a JSON array of `items`, each written by `write_item`.
+fn json_array<T>(
+    items: &[T],
+    mut write_item: impl FnMut(&mut String, &T) -> Result<()>,
+) -> Result<String> {
+    let mut out = String::from("[");
+    for (position, item) in items.iter().enumerate() {
+        if position > 0 {
+            out.push(',');
+        }
+        write_item(&mut out, item)?;
+    }
+    out.push(']');
+    Ok(out)
+}
+
 fn unexpected(what: &str, value: &Value) -> Error {
     Error::Io(format!("unexpected reply from Redis to {what}: {value:?}"))
 }
@@ -700,48 +716,30 @@ impl RedisStore {
 
     /// The group's live values as the text of one JSON array, in insertion order.
     pub async fn group_json(&self, group: &str) -> Result<String> {
-        let items = self.group_items(group).await?;
-        let mut out = String::from("[");
-        for (position, (_, payload)) in items.iter().enumerate() {
-            if position > 0 {
-                out.push(',');
-            }
+        json_array(&self.group_items(group).await?, |out, (_, payload)| {
             out.push_str(parse_payload(payload)?.2);
-        }
-        out.push(']');
-        Ok(out)
+            Ok(())
+        })
     }
 
     /// The group's live items as the text of a JSON array of `{"key":…,"value":…}`.
     pub async fn entries_json(&self, group: &str) -> Result<String> {
-        let items = self.group_items(group).await?;
-        let mut out = String::from("[");
-        for (position, (key, payload)) in items.iter().enumerate() {
-            if position > 0 {
-                out.push(',');
-            }
+        json_array(&self.group_items(group).await?, |out, (key, payload)| {
             out.push_str("{\"key\":");
-            push_json_string(&mut out, key);
+            push_json_string(out, key);
             out.push_str(",\"value\":");
             out.push_str(parse_payload(payload)?.2);
             out.push('}');
-        }
-        out.push(']');
-        Ok(out)
+            Ok(())
+        })
     }
 
     /// The group's live keys as the text of a JSON array, in insertion order.
     pub async fn keys_json(&self, group: &str) -> Result<String> {
-        let items = self.group_items(group).await?;
-        let mut out = String::from("[");
-        for (position, (key, _)) in items.iter().enumerate() {
-            if position > 0 {
-                out.push(',');
-            }
-            push_json_string(&mut out, key);
-        }
-        out.push(']');
-        Ok(out)
+        json_array(&self.group_items(group).await?, |out, (key, _)| {
+            push_json_string(out, key);
+            Ok(())
+        })
     }
 
     /// The names of the groups with at least one live item, sorted by UTF-16 code units (as
