@@ -166,13 +166,16 @@ class NativeBackend {
    */
   keep(group, key, cached, value, textBytes, owned = false) {
     const cache = this.cache
-    if (!native.lastReused()) {
-      if (cached !== undefined) cache.dropItem(group, key)
-      return value
-    }
-    if (cached === undefined) {
-      cache.markItem(group, key)
-      return value
+    // A key whose value is cached is in use: only the others need the engine's word.
+    if (cached === undefined || cached.value === undefined) {
+      if (!native.lastReused()) {
+        if (cached !== undefined) cache.dropItem(group, key)
+        return value
+      }
+      if (cached === undefined) {
+        cache.markItem(group, key)
+        return value
+      }
     }
     if (owned) {
       cache.putItem(group, key, native.lastVersion(), value, textBytes)
