@@ -43,13 +43,13 @@ fn sync_policy_name(policy: SyncPolicy) -> &'static str {
 }
 
 /// Reads an optional positive number passed as 0 for "not set".
-fn positive(value: f64) -> Option<f64> {
+pub(crate) fn positive(value: f64) -> Option<f64> {
     (value > 0.0).then_some(value)
 }
 
 /// The engine's options, the same for every store: `max_value_bytes` and `default_ttl_ms` of
 /// 0 mean none.
-fn engine_options(max_value_bytes: f64, default_ttl_ms: f64) -> EngineOptions {
+pub(crate) fn engine_options(max_value_bytes: f64, default_ttl_ms: f64) -> EngineOptions {
     EngineOptions {
         max_value_bytes: positive(max_value_bytes).map(|n| n as usize),
         default_ttl_ms: positive(default_ttl_ms).map(|ms| ms.ceil() as u64),

@@ -4,6 +4,7 @@
 
 use crate::errors::to_js;
 use crate::events::{subscribe_to, Source, Subscription};
+use crate::options::{engine_options, positive};
 use napi::bindgen_prelude::{External, Function};
 use napi::Result;
 use napi_derive::napi;
@@ -13,7 +14,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use stepstate_core::store::{RedisOptions, RedisStore};
-use stepstate_core::write::Rules;
 use stepstate_core::{Error, Ttl};
 
 fn stores() -> &'static Mutex<HashMap<u32, Arc<RedisStore>>> {
@@ -28,11 +28,6 @@ fn store(id: u32) -> Result<Arc<RedisStore>> {
         .get(&id)
         .cloned()
         .ok_or_else(|| to_js(Error::Closed))
-}
-
-/// Reads an optional positive number passed as 0 for "not set".
-fn positive(value: f64) -> Option<f64> {
-    (value > 0.0).then_some(value)
 }
 
 /// Connects to Redis at `url` and starts following the change events under `prefix`; resolves
@@ -54,10 +49,7 @@ pub async fn redis_open(
     if let Some(ms) = positive(command_timeout_ms) {
         options.command_timeout = Duration::from_millis(ms.ceil() as u64);
     }
-    options.rules = Rules {
-        max_value_bytes: positive(max_value_bytes).map(|n| n as usize),
-        default_ttl_ms: positive(default_ttl_ms).map(|ms| ms.ceil() as u64),
-    };
+    options.rules = engine_options(max_value_bytes, default_ttl_ms).rules();
     let store = RedisStore::open(options).await.map_err(to_js)?;
     store.listen().await.map_err(to_js)?;
     static NEXT: AtomicU32 = AtomicU32::new(1);

@@ -374,11 +374,6 @@ impl Engine {
         let _ = self.journal.set(journal);
     }
 
-    /// The engine itself, while anyone holds it (for threads it starts).
-    pub fn strong(&self) -> Option<Arc<Engine>> {
-        self.this.upgrade()
-    }
-
     /// Applies one record found by recovery, as it was committed: no checks, no events, no
     /// journal; `text` makes the stored text of a `Put`'s value. Expired items are kept in
     /// place until [`Engine::finish_recovery`], so that a later overwrite in the log finds them
