@@ -85,8 +85,13 @@ fn as_integer(number: &Number) -> Option<i128> {
 
 /// `current + by` (or `current - by`): exact when both are integers and the result is a safe
 /// integer, else the IEEE double result JavaScript computes. `None` when that is infinite.
+///
+/// When either number was written as a float (`1.0`, `1.5`), the result stays one (`3.0`, not
+/// `3`): JavaScript reads both alike, and Python, which tells `int` from `float`, gets back the
+/// kind it stored.
 pub(crate) fn step(current: &Number, by: &Number, subtract: bool) -> Option<Number> {
-    if let (Some(a), Some(b)) = (as_integer(current), as_integer(by)) {
+    let integers = (as_integer(current), as_integer(by));
+    if let (Some(a), Some(b)) = integers {
         let exact = if subtract { a - b } else { a + b };
         if exact.abs() <= i128::from(MAX_SAFE_INTEGER) {
             return i64::try_from(exact).ok().map(Number::from);
@@ -94,7 +99,12 @@ pub(crate) fn step(current: &Number, by: &Number, subtract: bool) -> Option<Numb
     }
     let a = current.as_f64()?;
     let b = by.as_f64()?;
-    number_from_double(if subtract { a - b } else { a + b })
+    let result = if subtract { a - b } else { a + b };
+    match integers {
+        (Some(_), Some(_)) => number_from_double(result),
+        _ if result.is_finite() => Number::from_f64(result),
+        _ => None,
+    }
 }
 
 /// The JSON number JavaScript's `JSON.stringify` would write for a double: integral values in
@@ -171,22 +181,35 @@ mod tests {
     }
 
     #[test]
-    fn an_integral_float_result_is_written_as_an_integer() {
+    fn an_integral_float_result_stays_a_float() {
+        // JavaScript reads 1.0 as 1; Python reads it as the float it stored.
         let value = apply_json(
             json!({"x": 0.5}),
             json!([{"type": "increment", "path": "x", "by": 0.5}]),
         );
         assert_eq!(
             serde_json::to_string(&value).expect("serializes"),
-            r#"{"x":1}"#
+            r#"{"x":1.0}"#
         );
         let value = apply_json(
-            json!({"x": -0.5}),
-            json!([{"type": "increment", "path": "x", "by": 0.5}]),
+            json!({"x": 1.0}),
+            json!([{"type": "increment", "path": "x", "by": 1}]),
         );
         assert_eq!(
             serde_json::to_string(&value).expect("serializes"),
-            r#"{"x":0}"#
+            r#"{"x":2.0}"#
+        );
+    }
+
+    #[test]
+    fn integers_stay_integers() {
+        let value = apply_json(
+            json!({"x": 1}),
+            json!([{"type": "increment", "path": "x", "by": 2}]),
+        );
+        assert_eq!(
+            serde_json::to_string(&value).expect("serializes"),
+            r#"{"x":3}"#
         );
     }
 
