@@ -76,6 +76,10 @@ def _filter_name(value: Any, what: str) -> Optional[str]:
     return value
 
 
+#: What ``close`` puts in the queue of a ``watch`` iterator to end it.
+_WATCH_END = object()
+
+
 class _Listener:
     __slots__ = ("subscription", "callback", "condition")
 
@@ -200,6 +204,8 @@ class StateManager:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._watching_fd = False
         self._tasks: set = set()
+        #: The queues of the running ``watch`` iterators, ended by ``close``.
+        self._watch_queues: set = set()
         #: Called as ``handler(error, event)`` when a change listener raises (or its coroutine
         #: does); by default the error goes to the loop's exception handler.
         self.listener_error_handler: Optional[Callable[[BaseException, Event], None]] = None
@@ -267,13 +273,19 @@ class StateManager:
         condition: Optional[Callable[[Event], bool]] = None,
     ) -> AsyncIterator[Event]:
         """The changes as an async iterator: ``async for event in state.watch("orders"): ...``.
-        Events are kept from the first iteration on; leaving the loop unsubscribes."""
+        Events are kept from the first iteration on; leaving the loop unsubscribes, and
+        closing the manager ends the iteration."""
         queue: asyncio.Queue = asyncio.Queue()
         off = self.on_change(queue.put_nowait, group, key, condition)
+        self._watch_queues.add(queue)
         try:
             while True:
-                yield await queue.get()
+                event = await queue.get()
+                if event is _WATCH_END:
+                    return
+                yield event
         finally:
+            self._watch_queues.discard(queue)
             off()
 
     def _deliver(self) -> None:
@@ -321,6 +333,8 @@ class StateManager:
         for listener in self._listeners.values():
             listener.subscription.close()
         self._listeners.clear()
+        for queue in self._watch_queues:
+            queue.put_nowait(_WATCH_END)
 
 
 class _Opening:
@@ -394,7 +408,10 @@ class _InProcess(StateManager):
     def _setup(self, native: Any) -> None:
         self._native = native
         self._store = native
-        self._always = native.sync_policy() == "always"
+        policy = native.sync_policy()
+        self._always = policy == "always"
+        # Kept, so that `adapter` and `repr` still answer once the store is closed.
+        self._adapter = "memory" if policy == "memory" else "file"
         self._durable_waiters: list = []
         self._durable_seq = itertools.count()
         self._init_events()
@@ -403,7 +420,7 @@ class _InProcess(StateManager):
 
     @property
     def adapter(self) -> str:
-        return "memory" if self._store.sync_policy() == "memory" else "file"
+        return self._adapter
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else self._store.sync_policy()
@@ -446,19 +463,30 @@ class _InProcess(StateManager):
     async def get(self, group: str, key: str) -> JsonValue:
         return self._store.get(group, key)
 
+    def _follow_loop(self) -> None:
+        """Makes the loop of this write the one that delivers events, when listeners wait: a
+        listener may be added before any loop runs, and a manager may outlive a loop."""
+        if self._listeners:
+            loop = asyncio.get_running_loop()
+            if loop is not self._loop:
+                self._attach(loop)
+
     async def set(self, group: str, key: str, value: JsonValue, *, ttl: Optional[float] = None, with_old: bool = False) -> Any:
+        self._follow_loop()
         old = self._store.set(group, key, value, -1.0 if ttl is None else _ttl_ms(ttl))
         if self._always:
             await self._durable()
         return SetResult(value, old) if with_old else value
 
     async def update(self, group: str, key: str, ops: List[Dict[str, Any]], *, with_old: bool = False) -> Any:
+        self._follow_loop()
         result = self._store.update(group, key, ops, with_old)
         if self._always:
             await self._durable()
         return SetResult(*result) if with_old else result
 
     async def delete(self, group: str, key: str) -> JsonValue:
+        self._follow_loop()
         old = self._store.delete(group, key)
         if self._always and old is not None:
             await self._durable()
@@ -480,6 +508,7 @@ class _InProcess(StateManager):
         return self._store.list_groups()
 
     async def clear(self, group: str) -> None:
+        self._follow_loop()
         removed = self._store.clear(group)
         if self._always and removed:
             await self._durable()
