@@ -185,11 +185,26 @@ fn push_string(out: &mut String, text: &str) {
 }
 
 /// The Python value of JSON text the store holds.
+///
+/// serde_json refuses a `\uXXXX` escape of a lone surrogate, which JavaScript's
+/// `JSON.stringify` writes for a string holding one (a Node process may store such a string);
+/// Python's `json.loads` reads it into a `str` holding that surrogate, so text serde_json
+/// refuses is read by `json.loads` instead (the slow path, for such text only).
 pub fn from_json<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    ValueSeed(py)
-        .deserialize(&mut deserializer)
-        .map_err(|err| PyValueError::new_err(format!("stored JSON could not be read: {err}")))
+    ValueSeed(py).deserialize(&mut deserializer).or_else(|err| {
+        json_loads(py, text)
+            .map_err(|_| PyValueError::new_err(format!("stored JSON could not be read: {err}")))
+    })
+}
+
+static JSON_LOADS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+fn json_loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let loads = JSON_LOADS.get_or_try_init(py, || {
+        py.import("json")?.getattr("loads").map(Bound::unbind)
+    })?;
+    loads.bind(py).call1((text,))
 }
 
 /// Builds a Python value while serde_json parses.

@@ -36,7 +36,7 @@ JsonValue = Any
 Event = Dict[str, Any]
 Listener = Callable[[Event], Union[None, Awaitable[None]]]
 
-__all__ = ["StateManager", "SetResult"]
+__all__ = ["StateManager", "SetResult", "Watch"]
 
 
 class SetResult(NamedTuple):
@@ -266,27 +266,17 @@ class StateManager:
 
         return off
 
-    async def watch(
+    def watch(
         self,
         group: Optional[str] = None,
         key: Optional[str] = None,
         condition: Optional[Callable[[Event], bool]] = None,
-    ) -> AsyncIterator[Event]:
+    ) -> "Watch":
         """The changes as an async iterator: ``async for event in state.watch("orders"): ...``.
-        Events are kept from the first iteration on; leaving the loop unsubscribes, and
-        closing the manager ends the iteration."""
-        queue: asyncio.Queue = asyncio.Queue()
-        off = self.on_change(queue.put_nowait, group, key, condition)
-        self._watch_queues.add(queue)
-        try:
-            while True:
-                event = await queue.get()
-                if event is _WATCH_END:
-                    return
-                yield event
-        finally:
-            self._watch_queues.discard(queue)
-            off()
+        Events are kept from the moment ``watch`` is called; leaving the loop (``break``, an
+        exception, or dropping the iterator) unsubscribes, as does ``await watch.aclose()``,
+        and closing the manager ends the iteration."""
+        return Watch(self, group, key, condition)
 
     def _deliver(self) -> None:
         for listener in list(self._listeners.values()):
@@ -335,6 +325,44 @@ class StateManager:
         self._listeners.clear()
         for queue in self._watch_queues:
             queue.put_nowait(_WATCH_END)
+
+
+class Watch:
+    """What ``StateManager.watch`` returns: an async iterator of change events, subscribed from
+    the moment it was made until it is closed, dropped, or its manager closes."""
+
+    _off: Optional[Callable[[], None]] = None
+
+    def __init__(self, manager: StateManager, group: Optional[str], key: Optional[str], condition: Optional[Callable[[Event], bool]]) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._manager = manager
+        self._off: Optional[Callable[[], None]] = manager.on_change(self._queue.put_nowait, group, key, condition)
+        manager._watch_queues.add(self._queue)
+
+    def __aiter__(self) -> "Watch":
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._off is None:
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event is _WATCH_END:
+            self._close()
+            raise StopAsyncIteration
+        return event
+
+    def _close(self) -> None:
+        off, self._off = self._off, None
+        if off is not None:
+            self._manager._watch_queues.discard(self._queue)
+            off()
+
+    async def aclose(self) -> None:
+        """Unsubscribes; the iteration ends. Idempotent."""
+        self._close()
+
+    def __del__(self) -> None:
+        self._close()
 
 
 class _Opening:
