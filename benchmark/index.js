@@ -13,6 +13,19 @@ const suites = {
   recovery: () => require('./file').recovery(),
   events: () => require('./events').run(),
   redis: () => require('./redis').run(), // starts a private redis-server
+  python: () => runPython(), // the Python binding (benchmark/python/bench.py) in the repo's .venv
+}
+
+/** `npm run bench -- python`: runs benchmark/python/bench.py with the repository's .venv. */
+function runPython() {
+  const path = require('path')
+  const root = path.join(__dirname, '..')
+  const python = path.join(root, '.venv', 'bin', 'python')
+  if (!require('fs').existsSync(python)) {
+    throw new Error(`the python suite needs the virtualenv ${python} with the binding installed (python -m venv .venv; .venv/bin/pip install maturin redis; maturin develop --release -m crates/stepstate-py/Cargo.toml)`)
+  }
+  const { status, signal } = require('child_process').spawnSync(python, [path.join(__dirname, 'python', 'bench.py')], { cwd: root, stdio: 'inherit' })
+  if (status !== 0) throw new Error(`benchmark/python/bench.py failed (${signal || `exit ${status}`})`)
 }
 
 async function main() {
