@@ -11,15 +11,21 @@
 //   7. and again with every manager a Redis store (STEPSTATE_TEST_ADAPTER=redis) on a private
 //      redis-server on a free port. Without a `redis-server` binary this pass is skipped, loudly;
 //      under CI=true that fails the run,
-//   8. the example tests of step handlers with `stepstate/testing`: vitest in its threads pool
+//   8. the Python tests (pytest, crates/stepstate-py/tests) in the `.venv` that
+//      scripts/python-env.js prepares, against the package built and installed there with
+//      `pip install crates/stepstate-py`: once on the memory store, then the store-independent
+//      specs again on the file store; they include Redis (a private redis-server) and the
+//      cross-language tests with this repository's Node addon. A skip fails the run under CI,
+//   9. the example tests of step handlers with `stepstate/testing`: vitest in its threads pool
 //      and in its forks pool, and jest (examples/*.vitest.test.mjs, examples/*.jest.test.cjs),
-//   9. the packed package installed into a scratch project with no Rust on the PATH, used by
+//  10. the packed package installed into a scratch project with no Rust on the PATH, used by
 //      `require` and by `import` (scripts/pack-test.js).
 // It ends with one line counting the tests of every stage: `tests: N passed, N failed`.
 'use strict'
 const { spawn, spawnSync } = require('node:child_process')
 const path = require('node:path')
 const { build } = require('./install.js')
+const python = require('./python-env.js')
 
 const root = path.join(__dirname, '..')
 const bin = (name) => path.join(root, 'node_modules', '.bin', name)
@@ -32,6 +38,12 @@ function count(output) {
     totals.passed += Number(m[1])
     totals.failed += Number(m[2])
     totals.skipped += Number(m[3])
+  }
+  const pytest = text.match(/^=*\s*(\d+ (?:passed|failed|skipped|errors?)\b[^\n]*?) in [\d.]+s\b/m)
+  if (pytest) {
+    for (const [, n, kind] of pytest[1].matchAll(/(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)/g)) {
+      totals[{ passed: 'passed', failed: 'failed', skipped: 'skipped', xfailed: 'skipped', xpassed: 'failed' }[kind] || 'failed'] += Number(n)
+    }
   }
   const vitest = text.match(/^\s*Tests:?\s+(.*)$/m)
   if (vitest) {
@@ -99,6 +111,23 @@ async function main() {
     await stage('conformance: the same specs on Redis', bin('vitest'), ['run', ...redisSpecs], {
       STEPSTATE_TEST_ADAPTER: 'redis',
     })
+  }
+  console.log('\n== python: the test environment (.venv) and the package built with pip')
+  python.prepareVenv()
+  python.installPackage()
+  const skippedBefore = totals.skipped
+  await stage('python tests (memory store)', python.python, ['-m', 'pytest', '-q', '-rs', 'crates/stepstate-py/tests'])
+  const storeSpecs = ['methods', 'update', 'errors', 'events', 'ttl'].map((name) => `crates/stepstate-py/tests/test_${name}.py`)
+  await stage('python tests again on the file store', python.python, ['-m', 'pytest', '-q', '-rs', ...storeSpecs], {
+    STEPSTATE_TEST_ADAPTER: 'file',
+  })
+  // The only skip the Python tests know is the Redis one without redis-server, which their
+  // fixture turns into a failure under CI; any other skip under CI is unexplained.
+  if (process.env.CI && totals.skipped > skippedBefore) {
+    console.error('\n== python tests skipped some tests, and CI does not allow skips')
+    totals.failed += 1
+    console.log(summary())
+    process.exit(1)
   }
   for (const pool of ['threads', 'forks']) {
     await stage(`example tests: vitest, ${pool} pool`, bin('vitest'), ['run', '--config', 'examples/vitest.config.mjs', `--pool=${pool}`])
