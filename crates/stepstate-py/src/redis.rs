@@ -107,6 +107,33 @@ impl Redis {
     }
 }
 
+/// The whole-group reads, each one JSON text of a list.
+enum GroupRead {
+    Values,
+    Entries,
+    Keys,
+}
+
+impl Redis {
+    fn read_group(
+        &self,
+        future: Py<PyAny>,
+        group: &Bound<'_, PyAny>,
+        read: GroupRead,
+    ) -> PyResult<()> {
+        let group = name(group, "group")?.to_owned();
+        let store = self.store()?;
+        self.start(future, async move {
+            let text = match read {
+                GroupRead::Values => store.group_json(&group).await?,
+                GroupRead::Entries => store.entries_json(&group).await?,
+                GroupRead::Keys => store.keys_json(&group).await?,
+            };
+            Ok(Reply::Json(text))
+        })
+    }
+}
+
 fn text_reply(text: Option<String>) -> Reply {
     Reply::Value(text)
 }
@@ -244,27 +271,15 @@ impl Redis {
     }
 
     fn list(&self, future: Py<PyAny>, group: &Bound<'_, PyAny>) -> PyResult<()> {
-        let group = name(group, "group")?.to_owned();
-        let store = self.store()?;
-        self.start(future, async move {
-            Ok(Reply::Json(store.group_json(&group).await?))
-        })
+        self.read_group(future, group, GroupRead::Values)
     }
 
     fn entries(&self, future: Py<PyAny>, group: &Bound<'_, PyAny>) -> PyResult<()> {
-        let group = name(group, "group")?.to_owned();
-        let store = self.store()?;
-        self.start(future, async move {
-            Ok(Reply::Json(store.entries_json(&group).await?))
-        })
+        self.read_group(future, group, GroupRead::Entries)
     }
 
     fn keys(&self, future: Py<PyAny>, group: &Bound<'_, PyAny>) -> PyResult<()> {
-        let group = name(group, "group")?.to_owned();
-        let store = self.store()?;
-        self.start(future, async move {
-            Ok(Reply::Json(store.keys_json(&group).await?))
-        })
+        self.read_group(future, group, GroupRead::Keys)
     }
 
     fn list_groups(&self, future: Py<PyAny>) -> PyResult<()> {

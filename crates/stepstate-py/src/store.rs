@@ -113,6 +113,18 @@ impl Drop for Store {
 }
 
 impl Store {
+    /// A whole-group read (`list`, `entries`, `keys`): the engine's JSON text, as Python objects.
+    fn read_group<'py>(
+        &self,
+        py: Python<'py>,
+        group: &Bound<'py, PyAny>,
+        read: fn(&Engine, &str) -> Result<String, Error>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let group = name(group, "group")?;
+        let text = read(self.engine()?, group).map_err(to_py)?;
+        from_json(py, &text)
+    }
+
     fn close_store(&self) -> Result<(), Error> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -269,9 +281,7 @@ impl Store {
 
     /// The group's values in insertion order.
     fn list<'py>(&self, py: Python<'py>, group: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let group = name(group, "group")?;
-        let text = self.engine()?.group_json(group).map_err(to_py)?;
-        from_json(py, &text)
+        self.read_group(py, group, Engine::group_json)
     }
 
     /// The group's items as `{"key": ..., "value": ...}` dicts in insertion order.
@@ -280,16 +290,12 @@ impl Store {
         py: Python<'py>,
         group: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let group = name(group, "group")?;
-        let text = self.engine()?.entries_json(group).map_err(to_py)?;
-        from_json(py, &text)
+        self.read_group(py, group, Engine::entries_json)
     }
 
     /// The group's keys in insertion order.
     fn keys<'py>(&self, py: Python<'py>, group: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let group = name(group, "group")?;
-        let text = self.engine()?.keys_json(group).map_err(to_py)?;
-        from_json(py, &text)
+        self.read_group(py, group, Engine::keys_json)
     }
 
     /// The sorted names of non-empty groups.
