@@ -6,7 +6,7 @@
 
 use crate::errors::to_py;
 use crate::store::{engine_options, name, ttl_of, Source, Subscription};
-use crate::value::{from_json, ops_to_json, to_json};
+use crate::value::{from_json, from_json_or_none, ops_to_json, to_json};
 use crate::waker::Waker;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -344,18 +344,16 @@ impl Redis {
 /// A reply as a Python object.
 fn reply_value(py: Python<'_>, reply: Reply) -> Result<Bound<'_, PyAny>, PyErr> {
     Ok(match reply {
-        Reply::Nothing | Reply::Value(None) => py.None().into_bound(py),
-        Reply::Value(Some(text)) | Reply::Json(text) => from_json(py, &text)?,
+        Reply::Nothing => py.None().into_bound(py),
+        Reply::Value(text) => from_json_or_none(py, text.as_deref())?,
+        Reply::Json(text) => from_json(py, &text)?,
         Reply::Updated { new, old: None } => from_json(py, &new)?,
         Reply::Updated {
             new,
             old: Some(old),
         } => {
             let new = from_json(py, &new)?;
-            let old = match old {
-                Some(old) => from_json(py, &old)?,
-                None => py.None().into_bound(py),
-            };
+            let old = from_json_or_none(py, old.as_deref())?;
             PyTuple::new(py, [new, old])?.into_any()
         }
         Reply::Count(n) => n.into_pyobject(py)?.into_any(),

@@ -9,7 +9,7 @@
 
 use crate::errors::{invalid_argument, to_py};
 use crate::utf8::utf8;
-use crate::value::{from_json, ops_to_json, to_json};
+use crate::value::{from_json, from_json_or_none, ops_to_json, to_json};
 use crate::waker::Waker;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
@@ -196,10 +196,7 @@ impl Store {
             .engine()?
             .get_with(group, key, |text| text.map(String::from))
             .map_err(to_py)?;
-        match text {
-            Some(text) => from_json(py, &text),
-            None => Ok(py.None().into_bound(py)),
-        }
+        from_json_or_none(py, text.as_deref())
     }
 
     /// Stores `value` with a TTL in milliseconds (negative: the default); returns the
@@ -219,10 +216,7 @@ impl Store {
             .set_owned(group, key, text, ttl_of(ttl_ms))
             .map_err(to_py)?;
         LAST_TICKET.set(replaced.ticket);
-        match replaced.old {
-            Some(old) => from_json(py, &old),
-            None => Ok(py.None().into_bound(py)),
-        }
+        from_json_or_none(py, replaced.old.as_deref())
     }
 
     /// Applies `ops` atomically; returns the new value, or `(new, old)` with `with_old`.
@@ -243,10 +237,7 @@ impl Store {
         if !with_old {
             return Ok(new);
         }
-        let old = match &result.old_value {
-            Some(old) => from_json(py, old)?,
-            None => py.None().into_bound(py),
-        };
+        let old = from_json_or_none(py, result.old_value.as_deref())?;
         Ok(PyTuple::new(py, [new, old])?.into_any())
     }
 
@@ -259,16 +250,8 @@ impl Store {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (group, key) = (name(group, "group")?, name(key, "key")?);
         let removed = self.engine()?.delete_owned(group, key).map_err(to_py)?;
-        match removed {
-            Some(removed) => {
-                LAST_TICKET.set(removed.ticket);
-                from_json(py, &removed.old)
-            }
-            None => {
-                LAST_TICKET.set(0);
-                Ok(py.None().into_bound(py))
-            }
-        }
+        LAST_TICKET.set(removed.as_ref().map_or(0, |removed| removed.ticket));
+        from_json_or_none(py, removed.as_ref().map(|removed| &*removed.old))
     }
 
     /// Removes every item of a group; returns how many were removed.

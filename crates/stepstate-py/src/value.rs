@@ -207,6 +207,14 @@ fn json_loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     loads.bind(py).call1((text,))
 }
 
+/// The Python value of an optional text: `None` for `None`.
+pub fn from_json_or_none<'py>(py: Python<'py>, text: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+    match text {
+        Some(text) => from_json(py, text),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
 /// Builds a Python value while serde_json parses.
 #[derive(Clone, Copy)]
 struct ValueSeed<'py>(Python<'py>);
