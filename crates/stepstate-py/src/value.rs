@@ -16,6 +16,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use stepstate_core::ops::path::MAX_NESTING;
 use stepstate_core::ops::MAX_VALUE_TEXT_BYTES;
@@ -280,8 +281,37 @@ impl<'de, 'py> Visitor<'de> for ValueSeed<'py> {
 }
 
 /// Builds a dict key (a Python str) without an intermediate `String` when the key has no
-/// escapes.
+/// escapes, and without a new string at all for a key seen before (see [`KEYS`]).
 struct KeySeed<'py>(Python<'py>);
+
+/// Dict keys already made, by text: the same few names (`id`, `status`, `items`...) come
+/// back in every value of a group, and a cached key costs neither a new string nor its hash
+/// (Python caches a str's hash on the object). Short keys only, and at most
+/// [`MAX_CACHED_KEYS`] of them, after which new keys are simply made each time.
+static KEYS: parking_lot::Mutex<
+    Option<HashMap<Box<str>, Py<PyString>, foldhash::fast::RandomState>>,
+> = parking_lot::Mutex::new(None);
+/// How many keys [`KEYS`] holds at most.
+const MAX_CACHED_KEYS: usize = 4096;
+/// The longest key [`KEYS`] holds, in bytes.
+const MAX_CACHED_KEY_BYTES: usize = 32;
+
+fn key_string<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+    if text.len() > MAX_CACHED_KEY_BYTES {
+        return PyString::new(py, text);
+    }
+    // The GIL is held, so the lock is never contended.
+    let mut keys = KEYS.lock();
+    let keys = keys.get_or_insert_with(HashMap::default);
+    if let Some(key) = keys.get(text) {
+        return key.bind(py).clone();
+    }
+    let key = PyString::new(py, text);
+    if keys.len() < MAX_CACHED_KEYS {
+        keys.insert(text.into(), key.clone().unbind());
+    }
+    key
+}
 
 impl<'de, 'py> DeserializeSeed<'de> for KeySeed<'py> {
     type Value = Bound<'py, PyString>;
@@ -299,7 +329,7 @@ impl<'de, 'py> Visitor<'de> for KeySeed<'py> {
     }
 
     fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(PyString::new(self.0, text))
+        Ok(key_string(self.0, text))
     }
 }
 
