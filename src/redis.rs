@@ -343,3 +343,18 @@ pub fn redis_close(id: u32) {
         store.close();
     }
 }
+
+/// The tokio runtime of the Redis calls: one worker thread. A call's task, the connection's
+/// driver task and the event reader then run on one thread, so an awaited call wakes another
+/// thread twice (JS to the worker, the worker to JS) instead of also handing work between
+/// workers; on a machine of few cores the spare workers only competed with Node and Redis.
+#[napi_derive::module_init]
+fn one_worker_runtime() {
+    let runtime = napi::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build();
+    if let Ok(runtime) = runtime {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}
