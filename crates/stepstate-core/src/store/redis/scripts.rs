@@ -26,12 +26,20 @@ end
 local function member(g, k)
   return string.len(g) .. ':' .. g .. k
 end
+-- One XADD per shape of event, written out: building the arguments in a table and calling
+-- redis.call(unpack(args)) cost a set's script about a fifth of its time. A change with a new
+-- value has no reason; a deletion always has its old value.
 local function emit(stream, maxlen, t, g, k, old, new, reason)
-  local args = {'XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k}
-  if old then args[#args + 1] = 'o'; args[#args + 1] = old end
-  if new then args[#args + 1] = 'n'; args[#args + 1] = new end
-  if reason then args[#args + 1] = 'r'; args[#args + 1] = reason end
-  return redis.call(unpack(args))
+  if new then
+    if old then
+      return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'n', new)
+    end
+    return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'n', new)
+  end
+  if reason then
+    return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'r', reason)
+  end
+  return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old)
 end
 -- Removes an item whose payload is `p`, with its event; leaves the group in the groups set
 -- only while it still has items. Returns its version, its json and the event's stream id.
