@@ -84,8 +84,10 @@ const READ_PAUSE: Duration = Duration::from_millis(1);
 /// Most versions remembered for one-round-trip updates.
 const KNOWN_VERSIONS: usize = 10_000;
 /// How far the server's clock may have drifted from this process's since it was last read, per
-/// millisecond elapsed (1,000 ppm: twice what NTP ever slews), plus a fixed allowance.
+/// unit of time elapsed (1,000 ppm: twice what NTP ever slews).
 const CLOCK_DRIFT_PER_MS: f64 = 0.001;
+/// A fixed allowance on top of the drift, in microseconds (50 ms): an item this close to its
+/// expiry is judged by the server itself.
 const CLOCK_MARGIN_US: i64 = 50_000;
 /// A reading of the server's clock older than this is not used to judge expiry.
 const CLOCK_READING_MAX_AGE: Duration = Duration::from_secs(5);
