@@ -43,8 +43,9 @@ pub use inspect::{
 pub use ops::apply_ops;
 pub use options::{open_file, open_memory, sync_policy, OpenFile};
 pub use redis::{
-    redis_clear, redis_close, redis_delete, redis_entries, redis_get, redis_get_group, redis_keys,
-    redis_list_groups, redis_open, redis_set, redis_subscribe, redis_update,
+    redis_clear, redis_close, redis_completions, redis_delete_start, redis_drain, redis_entries,
+    redis_get_group, redis_get_start, redis_hold, redis_keys, redis_list_groups, redis_open,
+    redis_release, redis_set_start, redis_subscribe, redis_update_start, Completions,
 };
 pub use store::{
     clear, close, delete, entries, get, get_group, keys, last_length, last_reused, last_version,

@@ -1,12 +1,22 @@
-//! The Redis store's calls. Unlike the in-process stores', each is async: it resolves on the
-//! tokio runtime napi-rs runs, once Redis has answered (or `commandTimeout` has passed). Stores
-//! are held in a registry and named by a number, which an async call can carry across threads.
+//! The Redis store's calls. Unlike the in-process stores', each is async: it runs on the tokio
+//! runtime napi-rs runs, and completes once Redis has answered (or `commandTimeout` has
+//! passed). Stores are held in a registry and named by a number, which an async call can carry
+//! across threads.
+//!
+//! The hot calls (`get`, `set`, `update`, `delete`) are not napi `async fn`s: each of those
+//! makes a promise and a threadsafe function of its own, and wakes the JS thread once per call.
+//! Instead a call is started synchronously with a number JavaScript chose, and its outcome
+//! joins the store's queue of [`Completions`]; one threadsafe function tells JavaScript when
+//! the queue stops being empty, and JavaScript takes every outcome waiting in one call
+//! (`redisDrain`), so calls that complete together cost one wake-up.
 
-use crate::errors::to_js;
+use crate::args::{js_text, Name, Text};
+use crate::errors::{error_text, to_js};
 use crate::events::{subscribe_to, Source, Subscription};
 use crate::options::{engine_options, positive};
-use napi::bindgen_prelude::{External, Function};
-use napi::Result;
+use napi::bindgen_prelude::{spawn, Array, External, Function, Null};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -28,6 +38,228 @@ fn store(id: u32) -> Result<Arc<RedisStore>> {
         .get(&id)
         .cloned()
         .ok_or_else(|| to_js(Error::Closed))
+}
+
+type ReadyCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// The outcome of one started call: the reply's text (or none), or the error's text (see
+/// `errors.rs`).
+type Outcome = std::result::Result<Option<String>, String>;
+
+/// The outcomes of a store's started calls that JavaScript has not taken yet, and the callback
+/// that tells it some are waiting. One per store, held by JavaScript (an external) so that the
+/// calls in flight when the store closes still complete.
+pub struct Completions {
+    queue: Mutex<CompletionQueue>,
+    /// Released by `redisRelease`: it holds the JS function, which holds this external.
+    ready: Mutex<Option<ReadyCallback>>,
+}
+
+#[derive(Default)]
+struct CompletionQueue {
+    /// (call number, outcome) in the order the calls completed.
+    done: Vec<(u32, Outcome)>,
+    /// Whether `ready` was called since JavaScript last drained: it is called only when the
+    /// queue stops being empty, so a burst of completions costs one wake-up.
+    notified: bool,
+}
+
+impl Completions {
+    /// Queues the outcome of call `call`, and wakes JavaScript if nothing was waiting.
+    fn finish(&self, call: u32, outcome: std::result::Result<Option<String>, Error>) {
+        let outcome = outcome.map_err(|err| error_text(&err));
+        let wake = {
+            let mut queue = self.queue.lock();
+            queue.done.push((call, outcome));
+            !std::mem::replace(&mut queue.notified, true)
+        };
+        if wake {
+            if let Some(ready) = self.ready.lock().as_ref() {
+                ready.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }
+    }
+}
+
+/// What a started call needs: its store (`CLOSED` once closed) and where its outcome goes.
+fn started(
+    id: u32,
+    completions: &External<Arc<Completions>>,
+) -> Result<(Arc<RedisStore>, Arc<Completions>)> {
+    Ok((store(id)?, Arc::clone(completions)))
+}
+
+/// The completion queue of store `id`: `ready` is called (on this JS thread) whenever outcomes
+/// are waiting, and then takes them with `redisDrain`. The callback is unref'd: `redisHold`
+/// keeps the process alive while calls are in flight.
+#[napi]
+pub fn redis_completions(id: u32, ready: Function<(), ()>) -> Result<External<Arc<Completions>>> {
+    store(id)?;
+    let ready = ready
+        .build_threadsafe_function::<()>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build_callback(|_| Ok(()))?;
+    Ok(External::new(Arc::new(Completions {
+        queue: Mutex::new(CompletionQueue::default()),
+        ready: Mutex::new(Some(ready)),
+    })))
+}
+
+/// Makes the completion callback keep the process alive (`true`: calls are in flight) or not.
+// `refer`/`unref` are deprecated as reference counting; here they tell the event loop whether
+// to wait for the callback, which is what napi_ref/unref_threadsafe_function are for.
+#[allow(deprecated)]
+#[napi]
+pub fn redis_hold(
+    env: Env,
+    completions: &External<Arc<Completions>>,
+    keep_alive: bool,
+) -> Result<()> {
+    match completions.ready.lock().as_mut() {
+        Some(ready) if keep_alive => ready.refer(&env),
+        Some(ready) => ready.unref(&env),
+        None => Ok(()),
+    }
+}
+
+/// Takes the waiting outcomes as one flat array `[call, failed, text, call, failed, text, ...]`:
+/// `failed` is 0 with the reply's text (or null), 1 with the error's text.
+#[napi]
+pub fn redis_drain<'env>(
+    env: &'env Env,
+    completions: &External<Arc<Completions>>,
+) -> Result<Array<'env>> {
+    let done = {
+        let mut queue = completions.queue.lock();
+        queue.notified = false;
+        std::mem::take(&mut queue.done)
+    };
+    let mut out = env.create_array((done.len() * 3) as u32)?;
+    for (n, (call, outcome)) in done.into_iter().enumerate() {
+        let at = (n * 3) as u32;
+        out.set(at, call)?;
+        let (failed, text) = match outcome {
+            Ok(text) => (0, text),
+            Err(text) => (1, Some(text)),
+        };
+        out.set(at + 1, failed)?;
+        match text {
+            Some(text) => out.set(at + 2, js_text(env, &text)?)?,
+            None => out.set(at + 2, Null)?,
+        }
+    }
+    Ok(out)
+}
+
+/// Releases the completion callback once JavaScript expects no more outcomes (the store is
+/// closed and nothing is in flight); idempotent.
+#[napi]
+pub fn redis_release(completions: &External<Arc<Completions>>) {
+    let released = completions.ready.lock().take();
+    drop(released);
+}
+
+/// Starts storing a value (JSON text) with a TTL in milliseconds (negative: the store's
+/// default); the outcome of call `call` is the previous value's text, or null.
+#[napi]
+pub fn redis_set_start(
+    id: u32,
+    completions: &External<Arc<Completions>>,
+    call: u32,
+    group: Name,
+    key: Name,
+    value: Text,
+    ttl_ms: f64,
+) -> Result<()> {
+    let (store, completions) = started(id, completions)?;
+    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
+    let ttl = ttl_of(ttl_ms);
+    spawn(async move {
+        let outcome = store.set(&group, &key, value.0, ttl).await;
+        completions.finish(call, outcome.map(|replaced| replaced.old.map(String::from)));
+    });
+    Ok(())
+}
+
+/// Starts reading a value; the outcome of call `call` is its text, or null.
+#[napi]
+pub fn redis_get_start(
+    id: u32,
+    completions: &External<Arc<Completions>>,
+    call: u32,
+    group: Name,
+    key: Name,
+) -> Result<()> {
+    let (store, completions) = started(id, completions)?;
+    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
+    spawn(async move {
+        let outcome = store.get(&group, &key).await;
+        completions.finish(call, outcome.map(|item| item.map(|(text, _)| text)));
+    });
+    Ok(())
+}
+
+/// Starts applying ops (JSON text of an array); the outcome of call `call` is the JSON text
+/// `[new_value, old_value]`.
+#[napi]
+pub fn redis_update_start(
+    id: u32,
+    completions: &External<Arc<Completions>>,
+    call: u32,
+    group: Name,
+    key: Name,
+    ops: Text,
+) -> Result<()> {
+    let (store, completions) = started(id, completions)?;
+    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
+    spawn(async move {
+        let outcome = store.update(&group, &key, &ops.0).await;
+        completions.finish(call, outcome.map(|result| Some(update_pair(&result))));
+    });
+    Ok(())
+}
+
+/// Starts removing an item; the outcome of call `call` is its value's text, or null.
+#[napi]
+pub fn redis_delete_start(
+    id: u32,
+    completions: &External<Arc<Completions>>,
+    call: u32,
+    group: Name,
+    key: Name,
+) -> Result<()> {
+    let (store, completions) = started(id, completions)?;
+    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
+    spawn(async move {
+        let outcome = store.delete(&group, &key).await;
+        completions.finish(
+            call,
+            outcome.map(|removed| removed.map(|r| String::from(r.old))),
+        );
+    });
+    Ok(())
+}
+
+/// A TTL argument in milliseconds; negative: the store's default.
+fn ttl_of(ttl_ms: f64) -> Ttl {
+    if ttl_ms < 0.0 {
+        Ttl::Default
+    } else {
+        Ttl::Millis(ttl_ms.ceil() as u64)
+    }
+}
+
+/// The JSON text `[new_value, old_value]` of an update's result.
+fn update_pair(result: &stepstate_core::WriteResult) -> String {
+    let old = result.old_value.as_deref().unwrap_or("null");
+    let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
+    pair.push('[');
+    pair.push_str(&result.new_value);
+    pair.push(',');
+    pair.push_str(old);
+    pair.push(']');
+    pair
 }
 
 /// Connects to Redis at `url` and starts following the change events under `prefix`; resolves
@@ -56,56 +288,6 @@ pub async fn redis_open(
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     stores().lock().insert(id, store);
     Ok(id)
-}
-
-/// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
-/// resolves with the previous value's text, or null.
-#[napi]
-pub async fn redis_set(
-    id: u32,
-    group: String,
-    key: String,
-    value: String,
-    ttl_ms: f64,
-) -> Result<Option<String>> {
-    let ttl = if ttl_ms < 0.0 {
-        Ttl::Default
-    } else {
-        Ttl::Millis(ttl_ms.ceil() as u64)
-    };
-    let replaced = store(id)?
-        .set(&group, &key, value, ttl)
-        .await
-        .map_err(to_js)?;
-    Ok(replaced.old.map(String::from))
-}
-
-/// The value's text, or null.
-#[napi]
-pub async fn redis_get(id: u32, group: String, key: String) -> Result<Option<String>> {
-    let item = store(id)?.get(&group, &key).await.map_err(to_js)?;
-    Ok(item.map(|(text, _)| text))
-}
-
-/// Applies ops (JSON text of an array); resolves with the JSON text `[new_value, old_value]`.
-#[napi]
-pub async fn redis_update(id: u32, group: String, key: String, ops: String) -> Result<String> {
-    let result = store(id)?.update(&group, &key, &ops).await.map_err(to_js)?;
-    let old = result.old_value.as_deref().unwrap_or("null");
-    let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
-    pair.push('[');
-    pair.push_str(&result.new_value);
-    pair.push(',');
-    pair.push_str(old);
-    pair.push(']');
-    Ok(pair)
-}
-
-/// Removes an item; resolves with its value's text, or null.
-#[napi]
-pub async fn redis_delete(id: u32, group: String, key: String) -> Result<Option<String>> {
-    let removed = store(id)?.delete(&group, &key).await.map_err(to_js)?;
-    Ok(removed.map(|removed| String::from(removed.old)))
 }
 
 /// Removes every item of a group; resolves with how many were removed.
@@ -159,5 +341,20 @@ pub fn redis_subscribe(
 pub fn redis_close(id: u32) {
     if let Some(store) = stores().lock().remove(&id) {
         store.close();
+    }
+}
+
+/// The tokio runtime of the Redis calls: one worker thread. A call's task, the connection's
+/// driver task and the event reader then run on one thread, so an awaited call wakes another
+/// thread twice (JS to the worker, the worker to JS) instead of also handing work between
+/// workers; on a machine of few cores the spare workers only competed with Node and Redis.
+#[napi_derive::module_init]
+fn one_worker_runtime() {
+    let runtime = napi::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build();
+    if let Ok(runtime) = runtime {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
     }
 }

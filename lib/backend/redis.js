@@ -100,6 +100,64 @@ class RedisBackend {
     // before that write's own promise resolved (the event and the reply reach this process on
     // different connections, in either order).
     this.writes = new Set()
+    // The calls started and not yet completed, by number (see `call`), and the native queue of
+    // their outcomes: one wake-up of this thread delivers every outcome waiting.
+    this.pending = new Map()
+    this.nextCall = 0
+    this.completions = null
+    this.closed = false
+  }
+
+  /**
+   * A Promise of one native call: `start(completions, call)` starts it under the number
+   * `call`; its reply's text (or null) settles the Promise through `finish(text)`.
+   */
+  call(start, finish) {
+    return new Promise((resolve, reject) => {
+      const call = (this.nextCall = (this.nextCall + 1) >>> 0)
+      try {
+        start(this.completions, call)
+      } catch (err) {
+        reject(fromNative(err))
+        return
+      }
+      // Calls in flight keep the process alive, as any pending I/O does.
+      if (this.pending.size === 0) native.redisHold(this.completions, true)
+      this.pending.set(call, { resolve, reject, finish })
+    })
+  }
+
+  /** Settles the calls whose outcomes wait in the native queue. */
+  complete() {
+    const done = native.redisDrain(this.completions)
+    const pending = this.pending
+    for (let i = 0; i < done.length; i += 3) {
+      const call = pending.get(done[i])
+      if (call === undefined) continue
+      pending.delete(done[i])
+      if (done[i + 1] !== 0) {
+        call.reject(fromNative({ message: done[i + 2] }))
+        continue
+      }
+      let value
+      try {
+        value = call.finish(done[i + 2])
+      } catch (err) {
+        call.reject(err)
+        continue
+      }
+      call.resolve(value)
+    }
+    if (pending.size === 0) {
+      native.redisHold(this.completions, false)
+      if (this.closed) this.release()
+    }
+  }
+
+  /** Lets go of the native completion callback (it holds this backend): after close, once
+   *  nothing is in flight. */
+  release() {
+    if (this.completions !== null) native.redisRelease(this.completions)
   }
 
   /** `promise` of a write, remembered until it settles. */
@@ -116,30 +174,39 @@ class RedisBackend {
     const { maxValueBytes, defaultTtlMs } = this.settings
     return native.redisOpen(url, prefix, commandTimeout, maxValueBytes, defaultTtlMs, tlsCa).then((id) => {
       this.id = id
+      this.completions = native.redisCompletions(id, () => this.complete())
     }, rethrow)
   }
 
   set(group, key, text, value, ttlMs) {
     return this.write(
-      native.redisSet(this.id, group, key, text, ttlMs).then((old) => ({ new_value: value, old_value: parseOrNull(old) }), rethrow),
+      this.call(
+        (completions, call) => native.redisSetStart(this.id, completions, call, group, key, text, ttlMs),
+        (old) => ({ new_value: value, old_value: parseOrNull(old) }),
+      ),
     )
   }
 
   get(group, key) {
-    return native.redisGet(this.id, group, key).then(parseOrNull, rethrow)
+    return this.call((completions, call) => native.redisGetStart(this.id, completions, call, group, key), parseOrNull)
   }
 
   update(group, key, opsText) {
     return this.write(
-      native.redisUpdate(this.id, group, key, opsText).then((pair) => {
-        const values = JSON.parse(pair)
-        return { new_value: values[0], old_value: values[1] }
-      }, rethrow),
+      this.call(
+        (completions, call) => native.redisUpdateStart(this.id, completions, call, group, key, opsText),
+        (pair) => {
+          const values = JSON.parse(pair)
+          return { new_value: values[0], old_value: values[1] }
+        },
+      ),
     )
   }
 
   delete(group, key) {
-    return this.write(native.redisDelete(this.id, group, key).then(parseOrNull, rethrow))
+    return this.write(
+      this.call((completions, call) => native.redisDeleteStart(this.id, completions, call, group, key), parseOrNull),
+    )
   }
 
   clear(group) {
@@ -180,6 +247,10 @@ class RedisBackend {
   /** Stops following events and drops the connections; returns at once, even while Redis is down. */
   close() {
     if (this.id !== 0) native.redisClose(this.id)
+    if (!this.closed) {
+      this.closed = true
+      if (this.pending.size === 0) this.release()
+    }
     return undefined
   }
 }

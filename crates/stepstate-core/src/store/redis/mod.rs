@@ -77,8 +77,81 @@ const SWEEP_LIMIT: u32 = 500;
 const KEY_LOCKS: usize = 256;
 /// How long one read of the event stream waits for new entries.
 const READ_BLOCK: Duration = Duration::from_millis(500);
+/// How long the event reader waits after a read that found entries before it reads again, so
+/// that the writes of that time come in one reply: without it every write, even one awaited at
+/// a time, costs Redis and this process a whole read of the stream of its own.
+const READ_PAUSE: Duration = Duration::from_millis(1);
 /// Most versions remembered for one-round-trip updates.
 const KNOWN_VERSIONS: usize = 10_000;
+/// How far the server's clock may have drifted from this process's since it was last read, per
+/// unit of time elapsed (1,000 ppm: twice what NTP ever slews).
+const CLOCK_DRIFT_PER_MS: f64 = 0.001;
+/// A fixed allowance on top of the drift, in microseconds (50 ms): an item this close to its
+/// expiry is judged by the server itself.
+const CLOCK_MARGIN_US: i64 = 50_000;
+/// A reading of the server's clock older than this is not used to judge expiry.
+const CLOCK_READING_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// What this process knows of the Redis server's clock, from the sweep's replies (every
+/// [`SWEEP_INTERVAL`]): bounds on the server's time at any instant of this process's monotonic
+/// clock. A `get` reads an item with a plain `HGET` and judges its expiry with these bounds when
+/// they are sure either way; otherwise (an item within about 50 ms of its expiry, or no recent
+/// reading) it asks the server, whose clock alone decides.
+struct ServerClock {
+    /// The zero of this process's clock, in microseconds.
+    epoch: std::time::Instant,
+    /// (lowest, highest) server time minus local time, in microseconds, and when measured.
+    offset: Mutex<Option<(i64, i64, i64)>>,
+}
+
+impl ServerClock {
+    fn new() -> ServerClock {
+        ServerClock {
+            epoch: std::time::Instant::now(),
+            offset: Mutex::new(None),
+        }
+    }
+
+    /// This process's time in microseconds since `epoch`.
+    fn local_us(&self) -> i64 {
+        i64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// Notes that the server's clock read `server_ms` (truncated to the millisecond) at some
+    /// instant between `sent` and `received` (local microseconds).
+    fn observe(&self, server_ms: u64, sent: i64, received: i64) {
+        let server_us = i64::try_from(server_ms).unwrap_or(i64::MAX / 2) * 1000;
+        let reading = (server_us - received, server_us + 1000 - sent, received);
+        let mut offset = self.offset.lock();
+        // A slow answer gives wide bounds: keep a narrower recent reading instead.
+        let keep_old = offset.is_some_and(|(low, high, at)| {
+            received - at < 1_000_000 && high - low < reading.1 - reading.0
+        });
+        if !keep_old {
+            *offset = Some(reading);
+        }
+    }
+
+    /// Whether an item expiring at `expires_at_ms` (server time) had expired when the server
+    /// read it, at some instant between `sent` and `received`: `None` when unsure.
+    fn expired(&self, expires_at_ms: u64, sent: i64, received: i64) -> Option<bool> {
+        let (low, high, at) = (*self.offset.lock())?;
+        let age = received - at;
+        if age > CLOCK_READING_MAX_AGE.as_micros() as i64 {
+            return None;
+        }
+        let slack = CLOCK_MARGIN_US + (age as f64 * CLOCK_DRIFT_PER_MS) as i64;
+        let expires_us = i64::try_from(expires_at_ms).ok()?.checked_mul(1000)?;
+        // Expired iff the server's time at the read was at or after `expires_us`.
+        if received + high + slack < expires_us {
+            Some(false)
+        } else if sent + low - slack >= expires_us {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
 
 /// The keys of one group.
 struct GroupKeys {
@@ -101,6 +174,8 @@ pub struct RedisStore {
     hasher: foldhash::fast::RandomState,
     /// The last version and text this process saw of each key.
     known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>)>>,
+    /// Bounds on the server's time, so that a `get` needs no script (see [`ServerClock`]).
+    clock: ServerClock,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The newest stream position this process wrote or read: a subscriber made now gets only
     /// the events after it (the ones committed after it subscribed).
@@ -238,6 +313,7 @@ impl RedisStore {
                 .collect(),
             hasher: foldhash::fast::RandomState::default(),
             known: Mutex::new(HashMap::new()),
+            clock: ServerClock::new(),
             tasks: Mutex::new(Vec::new()),
             position: Mutex::new(0),
             reader_started: AtomicBool::new(false),
@@ -373,7 +449,12 @@ impl RedisStore {
                         let Some(store) = reader.upgrade() else {
                             return;
                         };
+                        let found = !matches!(value, Value::Nil);
                         store.deliver(&value, &mut last_id);
+                        drop(store);
+                        if found {
+                            tokio::time::sleep(READ_PAUSE).await;
+                        }
                     }
                     Err(_) => {
                         // Reconnect and resume after the last entry delivered: nothing is
@@ -404,6 +485,12 @@ impl RedisStore {
                 else {
                     continue;
                 };
+                if !self.events.has_subscribers() {
+                    // No one in this process listens: only the position matters.
+                    self.advance(Some(&id));
+                    *last_id = id;
+                    continue;
+                }
                 let mut field: HashMap<String, String> = HashMap::new();
                 for pair in fields.chunks(2) {
                     if let (Some(name), Some(value)) =
@@ -455,6 +542,11 @@ impl RedisStore {
             Ok(result) => result.map_err(backend_error),
             Err(_) => Err(unreachable_within(&self.options)),
         }
+    }
+
+    /// The group's items hash (as in [`RedisStore::group_keys`]).
+    fn items_key(&self, group: &str) -> String {
+        format!("{}{{{group}}}:i", self.options.prefix)
     }
 
     fn group_keys(&self, group: &str) -> GroupKeys {
@@ -568,12 +660,49 @@ impl RedisStore {
     }
 
     /// The value's text and version, or `None` when absent or expired.
+    ///
+    /// A plain `HGET`, as cheap for Redis as any client's: an item that never expires needs no
+    /// clock, and one with an expiry is judged by the bounds on the server's clock
+    /// ([`ServerClock`]); only when those are unsure does the server decide, in a script.
     pub async fn get(&self, group: &str, key: &str) -> Result<Option<(String, Version)>> {
         check_item(group, key)?;
-        let keys = self.group_keys(group);
+        let items = self.items_key(group);
+        let mut connection = self.connection.clone();
+        let sent = self.clock.local_us();
+        let reply: Option<String> = self
+            .bounded(async move {
+                redis::cmd("HGET")
+                    .arg(items)
+                    .arg(key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        let received = self.clock.local_us();
+        let Some(payload) = reply else {
+            return Ok(None);
+        };
+        let (version, expires_at_ms, json) = parse_payload(&payload)?;
+        if expires_at_ms != 0 {
+            match self.clock.expired(expires_at_ms, sent, received) {
+                Some(true) => return Ok(None),
+                Some(false) => {}
+                None => return self.get_by_server_clock(group, key).await,
+            }
+        }
+        self.remember(group, key, Some((version, Arc::from(json))));
+        Ok(Some((json.to_owned(), version)))
+    }
+
+    /// `get` of an item near its expiry: the server reads it and judges it by its own clock.
+    async fn get_by_server_clock(
+        &self,
+        group: &str,
+        key: &str,
+    ) -> Result<Option<(String, Version)>> {
         let mut connection = self.connection.clone();
         let mut invocation = self.scripts.get.prepare_invoke();
-        invocation.key(keys.items).arg(key);
+        invocation.key(self.items_key(group)).arg(key);
         let reply: Option<String> = self
             .bounded(async move { invocation.invoke_async(&mut connection).await })
             .await?;
@@ -758,7 +887,7 @@ impl RedisStore {
     }
 
     /// Removes expired items with their events (at most a bounded number per call); returns
-    /// how many.
+    /// how many. Its reply also tells the server's time, for [`ServerClock`].
     pub async fn sweep(&self) -> Result<usize> {
         let mut connection = self.connection.clone();
         let mut invocation = self.scripts.sweep.prepare_invoke();
@@ -769,9 +898,11 @@ impl RedisStore {
             .arg(&self.options.prefix)
             .arg(self.maxlen())
             .arg(SWEEP_LIMIT);
-        let removed: u64 = self
+        let sent = self.clock.local_us();
+        let (removed, server_ms): (u64, u64) = self
             .bounded(async move { invocation.invoke_async(&mut connection).await })
             .await?;
+        self.clock.observe(server_ms, sent, self.clock.local_us());
         Ok(removed as usize)
     }
 
@@ -828,6 +959,23 @@ mod tests {
             (12, 0, "{\"a\":\"1:2\"}")
         );
         assert_eq!(parse_payload("nonsense").unwrap_err().code(), "IO");
+    }
+
+    #[test]
+    fn the_server_clock_judges_expiry_only_when_sure_either_way() {
+        let clock = ServerClock::new();
+        // No reading yet: unsure.
+        assert_eq!(clock.expired(1_000, 0, 10), None);
+        // The server said 1,000,000 ms between local 2,000 and 3,000 µs.
+        clock.observe(1_000_000, 2_000, 3_000);
+        let (sent, received) = (10_000, 11_000);
+        // Server time at the read: about 1,000,007..1,000,010 ms, give or take the margin.
+        assert_eq!(clock.expired(1_000_200, sent, received), Some(false));
+        assert_eq!(clock.expired(999_900, sent, received), Some(true));
+        assert_eq!(clock.expired(1_000_010, sent, received), None);
+        // A reading too old to trust: unsure again.
+        let later = CLOCK_READING_MAX_AGE.as_micros() as i64 + 10_000;
+        assert_eq!(clock.expired(1_000_200, later, later + 1), None);
     }
 
     #[test]
