@@ -11,30 +11,12 @@ use napi::{Env, JsString, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::sync::Arc;
-use stepstate_core::events::EventBus;
+use stepstate_core::events::Publisher;
 use stepstate_core::events::{EventQueue, Filter};
-use stepstate_core::store::RedisStore;
-use stepstate_core::Engine;
-
-/// What publishes a subscription's events: an in-process engine, or a Redis store (whose
-/// events come from every process on its prefix).
-pub(crate) enum Source {
-    Engine(Arc<Engine>),
-    Redis(Arc<RedisStore>),
-}
-
-impl Source {
-    fn bus(&self) -> &EventBus {
-        match self {
-            Source::Engine(engine) => engine.events(),
-            Source::Redis(store) => store.events(),
-        }
-    }
-}
 
 /// One change listener's subscription: its queue of undelivered events.
 pub struct Subscription {
-    source: Source,
+    source: Arc<dyn Publisher>,
     id: u64,
     queue: Arc<EventQueue>,
     ready: Arc<Mutex<Option<EventCallback>>>,
@@ -44,7 +26,7 @@ pub struct Subscription {
 /// the store too, which may outlive it (a file store shared with other managers).
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.source.bus().unsubscribe(self.id);
+        self.source.events().unsubscribe(self.id);
     }
 }
 
@@ -94,13 +76,13 @@ pub fn subscribe(
     ready: Function<(), ()>,
 ) -> Result<External<Subscription>> {
     handle.engine()?;
-    subscribe_to(Source::Engine(handle.engine.clone()), 0, group, key, ready)
+    subscribe_to(handle.engine.clone(), 0, group, key, ready)
 }
 
 /// Subscribes `ready` to the events of `source` (see [`subscribe`]) after position `since` (see
 /// `EventBus::subscribe_since`; 0 for an in-process store).
 pub(crate) fn subscribe_to(
-    source: Source,
+    source: Arc<dyn Publisher>,
     since: u128,
     group: Option<String>,
     key: Option<String>,
@@ -125,7 +107,7 @@ pub(crate) fn subscribe_to(
         delivered
     });
     let (id, queue) = source
-        .bus()
+        .events()
         .subscribe_since(Filter { group, key }, notify, since);
     Ok(External::new(Subscription {
         source,
@@ -149,7 +131,7 @@ pub fn drain_events<'env>(
 /// collected: it holds the JS function that holds the external, a cycle through a GC root.
 #[napi]
 pub fn unsubscribe(env: Env, subscription: &External<Subscription>) {
-    subscription.source.bus().unsubscribe(subscription.id);
+    subscription.source.events().unsubscribe(subscription.id);
     set_keep_alive(&env, &subscription.ready, false);
     let released = subscription.ready.lock().take();
     drop(released);

@@ -12,7 +12,7 @@
 
 use crate::args::{js_text, Name, Text};
 use crate::errors::{error_text, to_js};
-use crate::events::{subscribe_to, Source, Subscription};
+use crate::events::{subscribe_to, Subscription};
 use crate::options::{engine_options, positive};
 use napi::bindgen_prelude::{spawn, Array, External, Function, Null};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -332,7 +332,7 @@ pub fn redis_subscribe(
 ) -> Result<External<Subscription>> {
     let store = store(id)?;
     let since = store.position();
-    subscribe_to(Source::Redis(store), since, group, key, ready)
+    subscribe_to(store, since, group, key, ready)
 }
 
 /// Closes the store: its sweep and event reader stop and its connections go; later calls

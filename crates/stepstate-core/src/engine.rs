@@ -15,7 +15,7 @@
 //! the caller (the Node binding) can copy it straight into its own string type.
 
 use crate::error::{Error, Result};
-use crate::events::{EventBus, Reason};
+use crate::events::{EventBus, Publisher, Reason};
 use crate::json::push_json_string;
 use crate::log::LogRecord;
 use crate::ops;
@@ -1275,5 +1275,11 @@ mod tests {
         };
         assert_eq!(text, "[2]");
         assert_eq!(version_of(&engine, "g", "a"), None);
+    }
+}
+
+impl Publisher for Engine {
+    fn events(&self) -> &EventBus {
+        Engine::events(self)
     }
 }

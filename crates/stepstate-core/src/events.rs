@@ -168,6 +168,14 @@ struct Registry {
     any_group: Vec<Subscription>,
 }
 
+/// What publishes change events: an engine, or a Redis store (whose events come from every
+/// process on its prefix). A binding's subscription holds its publisher, so that the bus
+/// outlives the subscription whatever kind of store it belongs to.
+pub trait Publisher: Send + Sync {
+    /// The bus subscribers join.
+    fn events(&self) -> &EventBus;
+}
+
 /// The subscribers of one engine.
 #[derive(Default)]
 pub struct EventBus {

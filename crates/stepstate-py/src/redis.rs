@@ -5,7 +5,7 @@
 //! results (`take_done`) and resolves the futures. No tokio thread ever takes the GIL.
 
 use crate::errors::to_py;
-use crate::store::{engine_options, name, ttl_of, Source, Subscription};
+use crate::store::{engine_options, name, ttl_of, Subscription};
 use crate::value::{from_json, from_json_or_none, ops_to_json, to_json};
 use crate::waker::Waker;
 use parking_lot::Mutex;
@@ -324,7 +324,7 @@ impl Redis {
         let store = self.store()?;
         let since = store.position();
         Ok(Subscription::new(
-            Source::Redis(store),
+            store,
             since,
             &self.waker,
             Filter { group, key },

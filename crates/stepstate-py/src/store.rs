@@ -15,10 +15,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use stepstate_core::events::{EventBus, EventQueue, Filter};
+use stepstate_core::events::{EventQueue, Filter, Publisher};
 use stepstate_core::log::SyncPolicy;
 use stepstate_core::store::file::{open_shared, release_shared};
-use stepstate_core::store::{FileOptions, RedisStore};
+use stepstate_core::store::FileOptions;
 use stepstate_core::{Engine, EngineOptions, Error, FileStore, Ttl};
 
 thread_local! {
@@ -359,7 +359,7 @@ impl Store {
     fn subscribe(&self, group: Option<String>, key: Option<String>) -> PyResult<Subscription> {
         self.engine()?;
         Ok(Subscription::new(
-            Source::Engine(self.engine.clone()),
+            self.engine.clone(),
             0,
             &self.waker,
             Filter { group, key },
@@ -367,34 +367,23 @@ impl Store {
     }
 }
 
-/// What publishes a subscription's events: an in-process engine, or a Redis store (whose
-/// events come from every process on its prefix).
-pub enum Source {
-    Engine(Arc<Engine>),
-    Redis(Arc<RedisStore>),
-}
-
-impl Source {
-    fn bus(&self) -> &EventBus {
-        match self {
-            Source::Engine(engine) => engine.events(),
-            Source::Redis(store) => store.events(),
-        }
-    }
-}
-
 /// One listener's subscription: its queue of events not yet taken.
 #[pyclass(frozen, module = "stepstate._native")]
 pub struct Subscription {
-    source: Source,
+    source: Arc<dyn Publisher>,
     id: u64,
     queue: Arc<EventQueue>,
 }
 
 impl Subscription {
-    pub fn new(source: Source, since: u128, waker: &Arc<Waker>, filter: Filter) -> Subscription {
+    pub fn new(
+        source: Arc<dyn Publisher>,
+        since: u128,
+        waker: &Arc<Waker>,
+        filter: Filter,
+    ) -> Subscription {
         let waker = waker.clone();
-        let (id, queue) = source.bus().subscribe_since(
+        let (id, queue) = source.events().subscribe_since(
             filter,
             Box::new(move || {
                 waker.wake();
@@ -408,7 +397,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.source.bus().unsubscribe(self.id);
+        self.source.events().unsubscribe(self.id);
     }
 }
 
@@ -421,6 +410,6 @@ impl Subscription {
 
     /// Ends the subscription; idempotent.
     fn close(&self) {
-        self.source.bus().unsubscribe(self.id);
+        self.source.events().unsubscribe(self.id);
     }
 }

@@ -28,7 +28,7 @@ use redis::Value;
 
 use crate::engine::{Removed, Replaced, Version, WriteResult};
 use crate::error::{Error, Result};
-use crate::events::{Change, EventBus, EventType, Reason};
+use crate::events::{Change, EventBus, EventType, Publisher, Reason};
 use crate::json::push_json_string;
 use crate::ops;
 use crate::write::{check_item, check_name, Item, Rules, Ttl};
@@ -985,5 +985,11 @@ mod tests {
             "redis://u:***@host:1/0"
         );
         assert_eq!(redact("redis://host:1"), "redis://host:1");
+    }
+}
+
+impl Publisher for RedisStore {
+    fn events(&self) -> &EventBus {
+        RedisStore::events(self)
     }
 }
