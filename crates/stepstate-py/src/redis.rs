@@ -102,7 +102,8 @@ impl Redis {
             store.close();
         }
         if let Some(runtime) = self.runtime.lock().take() {
-            runtime.shutdown_background();
+            // Waits (briefly: no task blocks) for the worker thread to drop the connections and end.
+            runtime.shutdown_timeout(Duration::from_secs(1));
         }
     }
 }
@@ -333,9 +334,11 @@ impl Redis {
 
     /// Closes the store: its sweep and event reader stop, its connections and its runtime's
     /// thread go. Returns the futures of calls still waiting, which will never finish (the
-    /// caller fails them with `CLOSED`). Returns at once, even while Redis is down.
+    /// caller fails them with `CLOSED`). The wake socket closes too: the loop must have stopped
+    /// watching it. Returns at once, even while Redis is down.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         py.detach(|| self.shut_down());
+        self.waker.close();
         let waiting: Vec<Py<PyAny>> = self.calls.waiting.lock().drain().map(|(_, f)| f).collect();
         PyList::new(py, waiting)
     }

@@ -287,9 +287,12 @@ impl Store {
     }
 
     /// Closes this manager's hold on the store; the last one of a file store flushes the log
-    /// and releases the directory lock. Idempotent.
+    /// and releases the directory lock. The wake socket closes too: the loop must have stopped
+    /// watching it. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.close_store()).map_err(to_py)
+        let closed = py.detach(|| self.close_store()).map_err(to_py);
+        self.waker.close();
+        closed
     }
 
     /// The sync policy (`always`, `everysec`, `no`), or `memory`.

@@ -4,14 +4,15 @@
 //! finished Redis calls). Nothing here takes the GIL, so no engine lock is ever held while
 //! waiting for it.
 
+use parking_lot::Mutex;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
-/// The two ends of the wake socket; both close when the owner is dropped.
+/// The two ends of the wake socket, until [`Waker::close`] (or the owner's drop) closes them.
 pub struct Waker {
-    read: UnixStream,
-    write: UnixStream,
+    /// (reading end, writing end).
+    ends: Mutex<Option<(UnixStream, UnixStream)>>,
 }
 
 impl Waker {
@@ -19,23 +20,37 @@ impl Waker {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
-        Ok(Waker { read, write })
+        Ok(Waker {
+            ends: Mutex::new(Some((read, write))),
+        })
     }
 
     /// Makes the reading end readable. A full socket already holds a wake-up, so a write
-    /// that would block is dropped.
+    /// that would block is dropped; after `close` nothing happens.
     pub fn wake(&self) {
-        let _ = (&self.write).write(&[1]);
+        if let Some((_, write)) = &*self.ends.lock() {
+            let _ = (&*write).write(&[1]);
+        }
     }
 
-    /// The reading end, for `loop.add_reader`.
+    /// The reading end, for `loop.add_reader`; -1 once closed.
     pub fn fd(&self) -> i32 {
-        self.read.as_raw_fd()
+        self.ends
+            .lock()
+            .as_ref()
+            .map_or(-1, |(read, _)| read.as_raw_fd())
     }
 
     /// Reads every waiting byte.
     pub fn clear(&self) {
-        let mut buf = [0u8; 256];
-        while matches!((&self.read).read(&mut buf), Ok(n) if n > 0) {}
+        if let Some((read, _)) = &*self.ends.lock() {
+            let mut buf = [0u8; 256];
+            while matches!((&*read).read(&mut buf), Ok(n) if n > 0) {}
+        }
+    }
+
+    /// Closes both ends (the loop must have stopped watching the reading end first).
+    pub fn close(&self) {
+        drop(self.ends.lock().take());
     }
 }

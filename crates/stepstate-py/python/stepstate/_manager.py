@@ -212,6 +212,8 @@ class StateManager:
 
     def _attach(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
         """Makes the running loop watch this manager's wake socket (once per loop)."""
+        if self._closed:
+            return  # the socket is gone; the call itself says CLOSED
         if loop is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -549,9 +551,9 @@ class _InProcess(StateManager):
             # Events of writes made before close still reach their listeners.
             self._deliver()
         self._close_listeners()
+        self._detach()  # before the store closes its wake socket
         self._store.close()
         self._settle_durable()
-        self._detach()
 
 
 class _Redis(StateManager):
@@ -604,8 +606,8 @@ class _Redis(StateManager):
             await future
         except BaseException:
             self._closed = True
-            self._native.close()
             self._detach()
+            self._native.close()
             raise
 
     adapter = "redis"
@@ -687,7 +689,7 @@ class _Redis(StateManager):
         # Results that arrived already are delivered; calls still in flight fail with CLOSED.
         self._on_wake()
         self._close_listeners()
+        self._detach()  # before the store closes its wake socket
         for future in self._native.close():
             if not future.done():
                 future.set_exception(_make("CLOSED", None, "the store was closed while the call was in flight"))
-        self._detach()
