@@ -2,6 +2,7 @@
 
 - ``state``: a fresh in-memory manager, or (with ``STEPSTATE_TEST_ADAPTER=file``) a fresh file
   store in a temporary directory, so the same tests run on both stores.
+- ``make_state``: opens stores of that adapter with extra options (``ttl``, ``max_value_bytes``).
 - ``redis_server``: a private ``redis-server`` on a free loopback port (never 6379, where a
   shared one may listen), started once per session and stopped by pid. Without the binary the
   Redis tests skip loudly; under ``CI=true`` that is a failure.
@@ -35,6 +36,24 @@ async def state(request, tmp_path):
         manager = StateManager()
     yield manager
     await manager.close()
+
+
+@pytest.fixture
+async def make_state(tmp_path):
+    """Opens stores of the adapter under test (STEPSTATE_TEST_ADAPTER) with extra options;
+    closes them at the end of the test."""
+    made = []
+
+    async def make(**options):
+        if os.environ.get("STEPSTATE_TEST_ADAPTER", "memory") == "file":
+            options = dict(adapter="file", path=str(tmp_path / f"store{len(made)}"), **options)
+        manager = await StateManager.open(**options)
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        await manager.close()
 
 
 def _free_port() -> int:

@@ -13,6 +13,11 @@ import time
 import pytest
 
 from stepstate import SetResult, StateManager
+from helpers import wait_for
+
+
+def wait_for_slowly(predicate, timeout=10.0, what="the condition"):
+    return wait_for(predicate, timeout, what, interval=0.01)
 
 from conftest import ROOT
 
@@ -102,14 +107,6 @@ async def redis_state(redis_server, redis_prefix):
     manager = await StateManager.open(adapter="redis", url=redis_server.url, prefix=redis_prefix)
     yield manager
     await manager.close()
-
-
-async def wait_until(predicate, timeout=10.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 # Values that must cross unchanged in both directions (ints stay ints, floats with a fraction
@@ -251,7 +248,7 @@ async def test_redis_python_listener_hears_node_writes(redis_server, redis_prefi
     """
     )
     # 1 created + 20 updated + 1 created + 1 deleted + 1 created + 2 cleared
-    await wait_until(lambda: len(events) == 26, what="26 events from the Node process")
+    await wait_for_slowly(lambda: len(events) == 26, what="26 events from the Node process")
     await asyncio.sleep(0.2)
     assert len(events) == 26
     assert [e["new_value"] for e in of_k] == [{"step": i, "note": "ünï ✓"} for i in range(21)] + [None]

@@ -16,12 +16,9 @@ import uuid
 import pytest
 
 from stepstate import StateError, StateManager, StateTypeError, StateValueError
+from helpers import snapshot
 
 ADAPTER = os.environ.get("STEPSTATE_TEST_ADAPTER", "memory")
-
-
-async def snapshot(state):
-    return {group: await state.entries(group) for group in await state.list_groups()}
 
 
 async def seed(state):
@@ -30,23 +27,6 @@ async def seed(state):
     await state.set("orders", "o1", {"status": "pending", "items": ["a"]})
     await state.set("g", "k", "existing")
     return state
-
-
-@pytest.fixture
-async def make_state(tmp_path):
-    """Opens a store of the adapter under test with extra options."""
-    made = []
-
-    async def make(**options):
-        if ADAPTER == "file":
-            options = dict(adapter="file", path=str(tmp_path / f"store{len(made)}"), **options)
-        manager = await StateManager.open(**options)
-        made.append(manager)
-        return manager
-
-    yield make
-    for manager in made:
-        await manager.close()
 
 
 async def rejects_unchanged(state, call, code, kind=StateError):

@@ -13,14 +13,7 @@ import time
 import pytest
 
 from stepstate import StateError, StateManager, StateTypeError
-
-
-async def wait_for(predicate, timeout=5.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
+from helpers import wait_for
 
 
 def record(state, **filters):

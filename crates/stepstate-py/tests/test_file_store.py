@@ -19,14 +19,11 @@ from pathlib import Path
 import pytest
 
 from stepstate import StateError, StateManager, StateTypeError
+from helpers import snapshot
 
 
 async def open_file(path, **options):
     return await StateManager.open(adapter="file", path=str(path), **options)
-
-
-async def snapshot(state):
-    return {group: await state.entries(group) for group in await state.list_groups()}
 
 
 def store_files(path: Path):

@@ -11,13 +11,9 @@ import os
 import pytest
 
 from stepstate import MAX_SAFE_INTEGER, SetResult, StateError, StateManager, StateTypeError
+from helpers import snapshot
 
 ADAPTER = os.environ.get("STEPSTATE_TEST_ADAPTER", "memory")
-
-
-async def snapshot(state):
-    """Everything the store holds, as {group: entries}."""
-    return {group: await state.entries(group) for group in await state.list_groups()}
 
 
 # ---- set --------------------------------------------------------------------------------------

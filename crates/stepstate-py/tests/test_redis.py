@@ -12,6 +12,11 @@ import time
 import pytest
 
 from stepstate import SetResult, StateError, StateManager, StateTypeError, StateValueError
+from helpers import wait_for
+
+
+def wait_for_slowly(predicate, timeout=5.0, what="the condition"):
+    return wait_for(predicate, timeout, what, interval=0.01)
 
 from conftest import _free_port
 
@@ -36,14 +41,6 @@ async def open_manager(redis_server, redis_prefix):
 @pytest.fixture
 async def state(open_manager):
     return await open_manager()
-
-
-async def wait_until(predicate, timeout=5.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def raises(awaitable, code):
@@ -148,7 +145,7 @@ async def test_list_groups_and_clear(state):
     assert await state.clear("alpha") is None
     assert await state.list("alpha") == []
     assert await state.list_groups() == ["zeta"]
-    await wait_until(lambda: len(events) == 2, what="two cleared events")
+    await wait_for_slowly(lambda: len(events) == 2, what="two cleared events")
     assert sorted(e["item_id"] for e in events) == ["j", "k"]
     assert all(e["event_type"] == "state:deleted" and e["reason"] == "cleared" and e["new_value"] is None for e in events)
     await state.clear("never-there")
@@ -279,7 +276,7 @@ async def test_failing_op_changes_nothing(state, ops, code, index):
     assert await state.get("u", "absent") is None
     # a later write's event arrives, and no event of the failed update came before it
     await state.set("u", "k", {"after": True})
-    await wait_until(lambda: events, what="the event of the later set")
+    await wait_for_slowly(lambda: events, what="the event of the later set")
     await asyncio.sleep(0.05)
     assert [e["new_value"] for e in events] == [{"after": True}]
 
@@ -437,7 +434,7 @@ async def test_events_shapes(state):
     await state.update("g", "k", [{"type": "increment", "path": "v", "by": 1}])
     await state.delete("g", "k")
     await state.delete("g", "k")  # missing: nothing fires
-    await wait_until(lambda: len(events) == 3, what="three events")
+    await wait_for_slowly(lambda: len(events) == 3, what="three events")
     assert events == [
         {"type": "state", "event_type": "state:created", "group_id": "g", "item_id": "k", "old_value": None, "new_value": {"v": 1}},
         {"type": "state", "event_type": "state:updated", "group_id": "g", "item_id": "k", "old_value": {"v": 1}, "new_value": {"v": 2}},
@@ -468,7 +465,7 @@ async def test_events_from_another_manager_once_each_in_order(open_manager):
         *(writer.update("counters", "k2", ops) for _ in range(n)),
         writer.set("other", "x", {"n": 0}),
     )
-    await wait_until(lambda: len(every) == 2 * n + 1 and len(async_seen) == n, timeout=10, what="every event")
+    await wait_for_slowly(lambda: len(every) == 2 * n + 1 and len(async_seen) == n, timeout=10, what="every event")
     await asyncio.sleep(0.2)  # and nothing more comes
     assert len(every) == 2 * n + 1
     for key in ("k1", "k2"):
@@ -516,7 +513,7 @@ async def test_listener_errors_reach_the_handler_and_spare_others(open_manager):
     state.on_change(bad_async)
     state.on_change(good.append)
     assert await state.set("g", "k", 1) == 1
-    await wait_until(lambda: len(failures) == 2 and len(good) == 1, what="both failures reported")
+    await wait_for_slowly(lambda: len(failures) == 2 and len(good) == 1, what="both failures reported")
     assert sorted(type(err).__name__ for err, _ in failures) == ["KeyError", "RuntimeError"]
 
 
@@ -531,7 +528,7 @@ async def test_ttl_expiry_event_seen_once_by_each_of_two_managers(open_manager):
     def expired(events):
         return [e for e in events if e["event_type"] == "state:deleted"]
 
-    await wait_until(lambda: expired(seen_a) and expired(seen_b), timeout=5, what="both managers to hear the expiry")
+    await wait_for_slowly(lambda: expired(seen_a) and expired(seen_b), timeout=5, what="both managers to hear the expiry")
     assert time.monotonic() - set_at < 0.5 + 2.0
     await asyncio.sleep(1.0)  # both sweeps ran again: still once each
     for seen in (seen_a, seen_b):
@@ -600,7 +597,7 @@ async def test_server_down_then_back(redis_server, open_manager):
         {"step": 4}, {"step": 3}
     )
     assert await state.keys("jobs") == ["j3"]
-    await wait_until(
+    await wait_for_slowly(
         lambda: any(e["item_id"] == "j3" and (e["new_value"] or {}).get("step") == 4 for e in seen),
         timeout=10,
         what="the listener to hear a write made after the restart",

@@ -12,13 +12,7 @@ import time
 from datetime import datetime, timezone
 
 from stepstate import StateError, StateManager
-
-
-async def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.002)
+from helpers import wait_for
 
 
 # ---- the steps, as the reference writes them ---------------------------------------------------

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from stepstate import StateManager, StateTypeError
+from helpers import wait_for as wait_for_condition
 
 ADAPTER = os.environ.get("STEPSTATE_TEST_ADAPTER", "memory")
 
@@ -20,17 +21,8 @@ ADAPTER = os.environ.get("STEPSTATE_TEST_ADAPTER", "memory")
 EXPIRY_DEADLINE = 3.0
 
 
-async def wait_for(predicate, timeout=EXPIRY_DEADLINE, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+def wait_for(predicate, timeout=EXPIRY_DEADLINE, what="the condition"):
+    return wait_for_condition(predicate, timeout, what, interval=0.005)
 
 
 async def wait_until_gone(state, group, key):
@@ -38,22 +30,6 @@ async def wait_until_gone(state, group, key):
         return await state.get(group, key) is None
 
     await wait_for(gone, what=f"{group}/{key} to expire")
-
-
-@pytest.fixture
-async def make_state(tmp_path):
-    made = []
-
-    async def make(**options):
-        if ADAPTER == "file":
-            options = dict(adapter="file", path=str(tmp_path / f"store{len(made)}"), **options)
-        manager = await StateManager.open(**options)
-        made.append(manager)
-        return manager
-
-    yield make
-    for manager in made:
-        await manager.close()
 
 
 # ---- set with ttl -----------------------------------------------------------------------------

@@ -12,21 +12,10 @@ import time
 import pytest
 
 from stepstate import SetResult, StateError, StateManager, StateTypeError, StateValueError
+from helpers import snapshot, wait_for
 
 ABSENT = object()
 _keys = itertools.count()
-
-
-async def snapshot(state):
-    return {group: await state.entries(group) for group in await state.list_groups()}
-
-
-async def wait_for(predicate, timeout=5.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
 
 
 async def value_after(state, start, ops):
