@@ -9,16 +9,14 @@ import datetime
 import decimal
 import enum
 import fractions
-import os
 import pickle
 import uuid
 
 import pytest
 
-from stepstate import StateError, StateManager, StateTypeError, StateValueError
+from stepstate import StateError, StateTypeError, StateValueError
 from helpers import snapshot
 
-ADAPTER = os.environ.get("STEPSTATE_TEST_ADAPTER", "memory")
 
 
 async def seed(state):

@@ -8,7 +8,6 @@ example on the store under test (memory, or file with ``STEPSTATE_TEST_ADAPTER=f
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime, timezone
 
 from stepstate import StateError, StateManager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from stepstate import StateManager, StateTypeError
 from helpers import wait_for as wait_for_condition
 
-ADAPTER = os.environ.get("STEPSTATE_TEST_ADAPTER", "memory")
 
 #: Generous bound for "gone after its TTL": the TTL plus about a second of sweep and load.
 EXPIRY_DEADLINE = 3.0

@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-import time
 
 import pytest
 
-from stepstate import SetResult, StateError, StateManager, StateTypeError, StateValueError
+from stepstate import SetResult, StateError, StateTypeError, StateValueError
 from helpers import snapshot, wait_for
 
 ABSENT = object()

@@ -17,7 +17,6 @@ import itertools
 import math
 from typing import (
     Any,
-    AsyncIterator,
     Awaitable,
     Callable,
     Dict,
