@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 
@@ -23,3 +24,22 @@ async def wait_for(predicate, timeout=5.0, what="the condition", interval=0.002)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def run_in_threads(work, threads):
+    """Runs `work()` (a coroutine function) in `threads` threads at once, each on an event loop
+    of its own, while this loop keeps running; returns what they raised."""
+    errors = []
+
+    def run():
+        try:
+            asyncio.run(work())
+        except BaseException as err:  # noqa: BLE001 - returned to the test
+            errors.append(err)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    while any(worker.is_alive() for worker in workers):
+        await asyncio.sleep(0.01)
+    return errors

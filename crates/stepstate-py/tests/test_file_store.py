@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from stepstate import StateError, StateManager, StateTypeError
-from helpers import snapshot
+from helpers import run_in_threads, snapshot
 
 
 async def open_file(path, **options):
@@ -404,26 +404,14 @@ async def test_managers_of_one_path_share_one_engine(tmp_path):
 
 async def test_threads_with_managers_of_one_path_give_exact_increments(tmp_path):
     threads, per_thread = 4, 500
-    errors = []
 
     async def work():
         async with StateManager.open(adapter="file", path=str(tmp_path)) as state:
             for _ in range(per_thread):
                 await state.update("shared", "counter", [{"type": "increment", "path": "count", "by": 1}])
 
-    def run():
-        try:
-            asyncio.run(work())
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-
     async with StateManager.open(adapter="file", path=str(tmp_path)) as state:
-        workers = [threading.Thread(target=run) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        while any(worker.is_alive() for worker in workers):
-            await asyncio.sleep(0.01)
-        assert errors == []
+        assert await run_in_threads(work, threads) == []
         assert await state.get("shared", "counter") == {"count": threads * per_thread}
     async with StateManager.open(adapter="file", path=str(tmp_path)) as reopened:
         assert await reopened.get("shared", "counter") == {"count": threads * per_thread}

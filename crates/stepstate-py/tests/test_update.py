@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 
 import pytest
 
 from stepstate import SetResult, StateError, StateTypeError, StateValueError
-from helpers import snapshot, wait_for
+from helpers import run_in_threads, snapshot, wait_for
 
 ABSENT = object()
 _keys = itertools.count()
@@ -671,22 +670,10 @@ async def test_concurrent_compare_and_set_lets_exactly_one_writer_win(state):
 
 async def test_increments_from_several_threads_each_with_its_own_loop_are_exact(state):
     threads, per_thread = 4, 2_500
-    errors = []
 
     async def work():
         for _ in range(per_thread):
             await state.update("counters", "threads", [{"type": "increment", "path": "n", "by": 1}])
 
-    def run():
-        try:
-            asyncio.run(work())
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    while any(worker.is_alive() for worker in workers):
-        await asyncio.sleep(0.01)
-    assert errors == []
+    assert await run_in_threads(work, threads) == []
     assert await state.get("counters", "threads") == {"n": threads * per_thread}
