@@ -13,35 +13,6 @@ use stepstate_core::store::file::open_shared;
 use stepstate_core::store::FileOptions;
 use stepstate_core::{Engine, EngineOptions, Error, FileStore};
 
-/// The names of the sync policies, as JavaScript spells them (`sync` in the README): the one
-/// mapping both ways, for opening a store and for telling a manager its store's policy.
-const SYNC_POLICIES: [(&str, SyncPolicy); 3] = [
-    ("always", SyncPolicy::Always),
-    ("everysec", SyncPolicy::EverySec),
-    ("no", SyncPolicy::No),
-];
-
-/// The policy named `name`, or `INVALID_ARGUMENT`.
-fn sync_policy_named(name: &str) -> Result<SyncPolicy> {
-    SYNC_POLICIES
-        .iter()
-        .find(|(known, _)| *known == name)
-        .map(|(_, policy)| *policy)
-        .ok_or_else(|| {
-            to_js(Error::InvalidArgument(format!(
-                "sync must be 'always', 'everysec' or 'no', got {name:?}"
-            )))
-        })
-}
-
-/// The name of `policy`.
-fn sync_policy_name(policy: SyncPolicy) -> &'static str {
-    SYNC_POLICIES
-        .iter()
-        .find(|(_, known)| *known == policy)
-        .map_or("unknown", |(name, _)| name)
-}
-
 /// Reads an optional positive number passed as 0 for "not set".
 pub(crate) fn positive(value: f64) -> Option<f64> {
     (value > 0.0).then_some(value)
@@ -96,7 +67,7 @@ pub fn open_file(
     default_ttl_ms: f64,
     compact_min_bytes: f64,
 ) -> Result<AsyncTask<OpenFile>> {
-    let sync_policy = sync_policy_named(&sync)?;
+    let sync_policy = SyncPolicy::named(&sync).map_err(to_js)?;
     let options = engine_options(max_value_bytes, default_ttl_ms);
     let mut file = FileOptions::new(path);
     file.sync_policy = sync_policy;
@@ -113,5 +84,5 @@ pub fn open_file(
 pub fn sync_policy(handle: HandleRef) -> Result<&'static str> {
     Ok(handle
         .file_store()?
-        .map_or("memory", |store| sync_policy_name(store.sync_policy())))
+        .map_or("memory", |store| store.sync_policy().name()))
 }

@@ -20,6 +20,7 @@ use napi::{Env, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -81,12 +82,22 @@ impl Completions {
     }
 }
 
-/// What a started call needs: its store (`CLOSED` once closed) and where its outcome goes.
-fn started(
+/// Starts call `call` on store `id` (`CLOSED` once closed): `work` runs on the runtime and its
+/// outcome goes to `completions`.
+fn start<F, Fut>(
     id: u32,
     completions: &External<Arc<Completions>>,
-) -> Result<(Arc<RedisStore>, Arc<Completions>)> {
-    Ok((store(id)?, Arc::clone(completions)))
+    call: u32,
+    work: F,
+) -> Result<()>
+where
+    F: FnOnce(Arc<RedisStore>) -> Fut,
+    Fut: Future<Output = std::result::Result<Option<String>, Error>> + Send + 'static,
+{
+    let work = work(store(id)?);
+    let completions = Arc::clone(completions);
+    spawn(async move { completions.finish(call, work.await) });
+    Ok(())
 }
 
 /// The completion queue of store `id`: `ready` is called (on this JS thread) whenever outcomes
@@ -172,14 +183,12 @@ pub fn redis_set_start(
     value: Text,
     ttl_ms: f64,
 ) -> Result<()> {
-    let (store, completions) = started(id, completions)?;
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
-    let ttl = ttl_of(ttl_ms);
-    spawn(async move {
-        let outcome = store.set(&group, &key, value.0, ttl).await;
-        completions.finish(call, outcome.map(|replaced| replaced.old.map(String::from)));
-    });
-    Ok(())
+    let ttl = Ttl::from_millis_arg(ttl_ms);
+    start(id, completions, call, move |store| async move {
+        let replaced = store.set(&group, &key, value.0, ttl).await?;
+        Ok(replaced.old.map(String::from))
+    })
 }
 
 /// Starts reading a value; the outcome of call `call` is its text, or null.
@@ -191,13 +200,11 @@ pub fn redis_get_start(
     group: Name,
     key: Name,
 ) -> Result<()> {
-    let (store, completions) = started(id, completions)?;
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
-    spawn(async move {
-        let outcome = store.get(&group, &key).await;
-        completions.finish(call, outcome.map(|item| item.map(|(text, _)| text)));
-    });
-    Ok(())
+    start(id, completions, call, move |store| async move {
+        let item = store.get(&group, &key).await?;
+        Ok(item.map(|(text, _)| text))
+    })
 }
 
 /// Starts applying ops (JSON text of an array); the outcome of call `call` is the JSON text
@@ -211,13 +218,11 @@ pub fn redis_update_start(
     key: Name,
     ops: Text,
 ) -> Result<()> {
-    let (store, completions) = started(id, completions)?;
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
-    spawn(async move {
-        let outcome = store.update(&group, &key, &ops.0).await;
-        completions.finish(call, outcome.map(|result| Some(update_pair(&result))));
-    });
-    Ok(())
+    start(id, completions, call, move |store| async move {
+        let result = store.update(&group, &key, &ops.0).await?;
+        Ok(Some(update_pair(&result)))
+    })
 }
 
 /// Starts removing an item; the outcome of call `call` is its value's text, or null.
@@ -229,25 +234,11 @@ pub fn redis_delete_start(
     group: Name,
     key: Name,
 ) -> Result<()> {
-    let (store, completions) = started(id, completions)?;
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
-    spawn(async move {
-        let outcome = store.delete(&group, &key).await;
-        completions.finish(
-            call,
-            outcome.map(|removed| removed.map(|r| String::from(r.old))),
-        );
-    });
-    Ok(())
-}
-
-/// A TTL argument in milliseconds; negative: the store's default.
-fn ttl_of(ttl_ms: f64) -> Ttl {
-    if ttl_ms < 0.0 {
-        Ttl::Default
-    } else {
-        Ttl::Millis(ttl_ms.ceil() as u64)
-    }
+    start(id, completions, call, move |store| async move {
+        let removed = store.delete(&group, &key).await?;
+        Ok(removed.map(|removed| String::from(removed.old)))
+    })
 }
 
 /// The JSON text `[new_value, old_value]` of an update's result.

@@ -90,12 +90,9 @@ pub fn set<'env>(
     ttl_ms: f64,
     known_old: f64,
 ) -> Result<MaybeKnown<'env>> {
-    let ttl = if ttl_ms < 0.0 {
-        Ttl::Default
-    } else {
-        Ttl::Millis(ttl_ms.ceil() as u64)
-    };
-    let replaced = handle.engine()?.set_owned(&group, &key, value.0, ttl);
+    let replaced = handle
+        .engine()?
+        .set_owned(&group, &key, value.0, Ttl::from_millis_arg(ttl_ms));
     keep_alive_for_pending_events(env);
     let replaced = replaced.map_err(to_js)?;
     LAST_VERSION.set(replaced.version);

@@ -37,6 +37,18 @@ pub enum Ttl {
     Millis(u64),
 }
 
+impl Ttl {
+    /// The TTL of a binding's argument: milliseconds as a float (rounded up), a negative
+    /// number meaning the store's default.
+    pub fn from_millis_arg(ttl_ms: f64) -> Ttl {
+        if ttl_ms < 0.0 {
+            Ttl::Default
+        } else {
+            Ttl::Millis(ttl_ms.ceil() as u64)
+        }
+    }
+}
+
 /// An item as a write sees it: its JSON text and its expiry (milliseconds since the Unix
 /// epoch, 0 = never).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

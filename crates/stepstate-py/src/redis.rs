@@ -5,7 +5,7 @@
 //! results (`take_done`) and resolves the futures. No tokio thread ever takes the GIL.
 
 use crate::errors::to_py;
-use crate::store::{engine_options, name, ttl_of, Subscription};
+use crate::store::{engine_options, name, Subscription};
 use crate::value::{from_json, from_json_or_none, ops_to_json, to_json};
 use crate::waker::Waker;
 use parking_lot::Mutex;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stepstate_core::events::Filter;
 use stepstate_core::store::{RedisOptions, RedisStore};
-use stepstate_core::Error;
+use stepstate_core::{Error, Ttl};
 
 /// What a finished call gives back, converted to Python objects by `take_done`.
 enum Reply {
@@ -218,7 +218,9 @@ impl Redis {
         let store = self.store()?;
         let text = to_json(value).map_err(|err| to_py(err.for_item("set", &group, &key)))?;
         self.start(future, async move {
-            let replaced = store.set(&group, &key, text, ttl_of(ttl_ms)).await?;
+            let replaced = store
+                .set(&group, &key, text, Ttl::from_millis_arg(ttl_ms))
+                .await?;
             Ok(text_reply(replaced.old.map(String::from)))
         })
     }

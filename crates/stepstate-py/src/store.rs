@@ -39,15 +39,6 @@ pub fn name<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
     utf8(text).ok_or_else(|| invalid_argument(format!("{what} is not valid Unicode")))
 }
 
-/// A TTL in milliseconds as Python passes it: negative for the store's default.
-pub fn ttl_of(ttl_ms: f64) -> Ttl {
-    if ttl_ms < 0.0 {
-        Ttl::Default
-    } else {
-        Ttl::Millis(ttl_ms.ceil() as u64)
-    }
-}
-
 /// The engine options: `max_value_bytes` and `default_ttl_ms` of 0 mean none.
 pub fn engine_options(max_value_bytes: u64, default_ttl_ms: f64) -> EngineOptions {
     EngineOptions {
@@ -56,13 +47,6 @@ pub fn engine_options(max_value_bytes: u64, default_ttl_ms: f64) -> EngineOption
         ..EngineOptions::default()
     }
 }
-
-/// The sync policies by the names Python (and JavaScript) use.
-const SYNC_POLICIES: [(&str, SyncPolicy); 3] = [
-    ("always", SyncPolicy::Always),
-    ("everysec", SyncPolicy::EverySec),
-    ("no", SyncPolicy::No),
-];
 
 /// A memory or file store, as one `StateManager` holds it.
 #[pyclass(frozen, module = "stepstate._native")]
@@ -166,15 +150,7 @@ impl Store {
         max_value_bytes: u64,
         default_ttl_ms: f64,
     ) -> PyResult<Store> {
-        let policy = SYNC_POLICIES
-            .iter()
-            .find(|(known, _)| *known == sync)
-            .map(|(_, policy)| *policy)
-            .ok_or_else(|| {
-                invalid_argument(format!(
-                    "sync must be 'always', 'everysec' or 'no', got {sync:?}"
-                ))
-            })?;
+        let policy = SyncPolicy::named(sync).map_err(to_py)?;
         let options = engine_options(max_value_bytes, default_ttl_ms);
         let mut file = FileOptions::new(path);
         file.sync_policy = policy;
@@ -213,7 +189,7 @@ impl Store {
         let engine = self.engine()?;
         let text = to_json(value).map_err(|err| to_py(err.for_item("set", group, key)))?;
         let replaced = engine
-            .set_owned(group, key, text, ttl_of(ttl_ms))
+            .set_owned(group, key, text, Ttl::from_millis_arg(ttl_ms))
             .map_err(to_py)?;
         LAST_TICKET.set(replaced.ticket);
         from_json_or_none(py, replaced.old.as_deref())
@@ -297,13 +273,9 @@ impl Store {
 
     /// The sync policy (`always`, `everysec`, `no`), or `memory`.
     fn sync_policy(&self) -> PyResult<&'static str> {
-        Ok(self.file()?.map_or("memory", |store| {
-            let policy = store.sync_policy();
-            SYNC_POLICIES
-                .iter()
-                .find(|(_, known)| *known == policy)
-                .map_or("unknown", |(name, _)| name)
-        }))
+        Ok(self
+            .file()?
+            .map_or("memory", |store| store.sync_policy().name()))
     }
 
     /// The journal ticket of the last write this thread made through any store (0: none, or

@@ -51,6 +51,36 @@ pub enum SyncPolicy {
     No,
 }
 
+impl SyncPolicy {
+    /// Every policy by the name the bindings and the README use.
+    const NAMES: [(&'static str, SyncPolicy); 3] = [
+        ("always", SyncPolicy::Always),
+        ("everysec", SyncPolicy::EverySec),
+        ("no", SyncPolicy::No),
+    ];
+
+    /// The policy called `name` (`always`, `everysec` or `no`), else `INVALID_ARGUMENT`.
+    pub fn named(name: &str) -> Result<SyncPolicy> {
+        SyncPolicy::NAMES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, policy)| *policy)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "sync must be 'always', 'everysec' or 'no', got {name:?}"
+                ))
+            })
+    }
+
+    /// The policy's name (`always`, `everysec` or `no`).
+    pub fn name(self) -> &'static str {
+        SyncPolicy::NAMES
+            .iter()
+            .find(|(_, known)| *known == self)
+            .map_or("unknown", |(name, _)| name)
+    }
+}
+
 /// Tuning of a [`LogWriter`]; `WriterOptions::default()` suits production.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
