@@ -253,8 +253,9 @@ fn update_pair(result: &stepstate_core::WriteResult) -> String {
     pair
 }
 
-/// Connects to Redis at `url` and starts following the change events under `prefix`; resolves
-/// with the store's number. `command_timeout_ms` bounds every call (0: the default, 5 s);
+/// Connects to Redis at `url` (the change events under `prefix` are read from the first
+/// subscription on); resolves with the store's number. `command_timeout_ms` bounds every call
+/// (0: the default, 5 s);
 /// `tls_ca` is the certificate authority (PEM) a `rediss://` server's certificate must be
 /// signed by, instead of the system's.
 #[napi]
@@ -274,7 +275,6 @@ pub async fn redis_open(
     }
     options.rules = engine_options(max_value_bytes, default_ttl_ms).rules();
     let store = RedisStore::open(options).await.map_err(to_js)?;
-    store.listen().await.map_err(to_js)?;
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     stores().lock().insert(id, store);
@@ -322,7 +322,7 @@ pub fn redis_subscribe(
     ready: Function<(), ()>,
 ) -> Result<External<Subscription>> {
     let store = store(id)?;
-    let since = store.position();
+    let since = store.follow();
     subscribe_to(store, since, group, key, ready)
 }
 

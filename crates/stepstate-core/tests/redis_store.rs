@@ -154,10 +154,11 @@ fn expiry_follows_the_server_clock_and_is_swept_once_with_its_event() {
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         for store in [&first, &second] {
             let tx = tx.clone();
-            let (_, queue) = store
-                .events()
-                .subscribe(Default::default(), Box::new(|| true));
-            store.listen().await.unwrap();
+            let since = store.follow();
+            let (_, queue) =
+                store
+                    .events()
+                    .subscribe_since(Default::default(), Box::new(|| true), since);
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -157,7 +157,8 @@ impl Redis {
         })
     }
 
-    /// Connects to Redis at `url` and starts following the change events under `prefix`.
+    /// Connects to Redis at `url`; the change events under `prefix` are read from the first
+    /// subscription on.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (future, url, prefix, command_timeout_ms, max_value_bytes, default_ttl_ms, tls_ca=None))]
     fn open(
@@ -180,7 +181,6 @@ impl Redis {
         let slot = self.store.clone();
         self.start(future, async move {
             let store = RedisStore::open(options).await?;
-            store.listen().await?;
             *slot.lock() = Some(store);
             Ok(Reply::Nothing)
         })
@@ -325,7 +325,7 @@ impl Redis {
     #[pyo3(signature = (group=None, key=None))]
     fn subscribe(&self, group: Option<String>, key: Option<String>) -> PyResult<Subscription> {
         let store = self.store()?;
-        let since = store.position();
+        let since = store.follow();
         Ok(Subscription::new(
             store,
             since,

@@ -132,6 +132,16 @@ impl ServerClock {
         }
     }
 
+    /// The earliest the server's time can be now, in milliseconds, by the last reading and
+    /// the drift allowed since (however old the reading: the bound only widens); `None`
+    /// before any reading.
+    fn earliest_ms(&self) -> Option<u64> {
+        let (low, _, at) = (*self.offset.lock())?;
+        let now = self.local_us();
+        let slack = CLOCK_MARGIN_US + ((now - at) as f64 * CLOCK_DRIFT_PER_MS) as i64;
+        u64::try_from((now + low - slack) / 1000).ok()
+    }
+
     /// Whether an item expiring at `expires_at_ms` (server time) had expired when the server
     /// read it, at some instant between `sent` and `received`: `None` when unsure.
     fn expired(&self, expires_at_ms: u64, sent: i64, received: i64) -> Option<bool> {
@@ -177,6 +187,8 @@ pub struct RedisStore {
     /// Bounds on the server's time, so that a `get` needs no script (see [`ServerClock`]).
     clock: ServerClock,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The runtime the store was opened in, which its background tasks run on.
+    runtime: tokio::runtime::Handle,
     /// The newest stream position this process wrote or read: a subscriber made now gets only
     /// the events after it (the ones committed after it subscribed).
     position: Mutex<u128>,
@@ -230,6 +242,11 @@ fn text(value: &Value) -> Option<String> {
         Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// The stream entry id `<ms>-<seq>` of a position (see [`stream_position`]).
+fn stream_id(position: u128) -> String {
+    format!("{}-{}", position >> 64, position as u64)
 }
 
 /// A stream entry id `<ms>-<seq>` as one ordered number.
@@ -315,13 +332,15 @@ impl RedisStore {
             known: Mutex::new(HashMap::new()),
             clock: ServerClock::new(),
             tasks: Mutex::new(Vec::new()),
+            runtime: tokio::runtime::Handle::current(),
             position: Mutex::new(0),
             reader_started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             options,
         });
-        // A first round trip, so that a wrong password or an unreachable server fails open.
-        store.ping().await?;
+        // A first round trip, so that a wrong password or an unreachable server fails open; it
+        // also reads the server's clock, which `follow` needs.
+        store.sweep().await?;
         let sweeper = Arc::downgrade(&store);
         store.tasks.lock().push(tokio::spawn(async move {
             loop {
@@ -335,75 +354,62 @@ impl RedisStore {
         Ok(store)
     }
 
-    async fn ping(&self) -> Result<()> {
-        let mut connection = self.connection.clone();
-        self.bounded(async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        })
-        .await
-        .map(drop)
-    }
-
     /// The subscribers to this store's change events (from every process on the prefix), as
-    /// read by [`RedisStore::listen`]. Subscribe with [`EventBus::subscribe_since`] at
-    /// [`RedisStore::position`], so as to get only what is committed afterwards.
+    /// read by the reader [`RedisStore::follow`] starts. Subscribe with
+    /// [`EventBus::subscribe_since`] at the position `follow` returns, so as to get only what
+    /// is committed afterwards.
     pub fn events(&self) -> &EventBus {
         &self.events
     }
 
     /// The newest position in the event stream this process wrote or read.
-    pub fn position(&self) -> u128 {
+    fn position(&self) -> u128 {
         *self.position.lock()
     }
 
     fn advance(&self, id: Option<&str>) {
         if let Some(id) = id {
-            let position = stream_position(id);
-            let mut newest = self.position.lock();
-            if position > *newest {
-                *newest = position;
-            }
+            self.advance_to(stream_position(id));
         }
     }
 
-    /// Starts reading the event stream into [`RedisStore::events`], from now on (once).
-    pub async fn listen(self: &Arc<Self>) -> Result<()> {
-        if self.reader_started.swap(true, Ordering::AcqRel) {
-            return Ok(());
+    fn advance_to(&self, position: u128) {
+        let mut newest = self.position.lock();
+        if position > *newest {
+            *newest = position;
         }
-        // From the newest entry now: what was written before is not an event for this listener.
-        let mut connection = self.connection.clone();
-        let stream = self.stream_key.clone();
-        let newest: Value = self
-            .bounded(async move {
-                redis::cmd("XREVRANGE")
-                    .arg(&stream)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
-        let mut last_id = match &newest {
-            Value::Array(entries) => entries
-                .first()
-                .and_then(|entry| match entry {
-                    Value::Array(parts) => parts.first().and_then(text),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "0-0".into()),
-            _ => "0-0".into(),
-        };
-        self.advance(Some(&last_id));
+    }
+
+    /// Where a subscriber made now starts: it gets the events after the returned position (the
+    /// ones committed after it subscribed). Starts the event reader on the first call: a
+    /// process that never listens never reads the stream, which would otherwise cost it (and
+    /// Redis) a read of every other write, its own included.
+    ///
+    /// The reader, started now, reads from a little before the server's time now, by the
+    /// bounds on its clock ([`ServerClock::earliest_ms`]): it cannot miss what is committed
+    /// after this call. What other processes committed in those few milliseconds before it
+    /// may be delivered, as it may be to a subscriber made while the reader lags behind; this
+    /// process's own writes that returned before the call never are.
+    pub fn follow(self: &Arc<Self>) -> u128 {
+        if !self.closed.load(Ordering::Acquire) && !self.reader_started.swap(true, Ordering::AcqRel)
+        {
+            // `open` read the clock, so there is a bound.
+            let start = u128::from(self.clock.earliest_ms().unwrap_or(0).saturating_sub(1)) << 64;
+            let from = start.max(self.position());
+            self.advance_to(from);
+            self.read_events(stream_id(from));
+        }
+        self.position()
+    }
+
+    /// Spawns the task that reads the event stream after `last_id` into [`RedisStore::events`]
+    /// until the store closes, reconnecting when its connection drops.
+    fn read_events(self: &Arc<Self>, mut last_id: String) {
         let reader = Arc::downgrade(self);
         let client = self.client.clone();
         let stream = self.stream_key.clone();
         let timeout = self.options.command_timeout;
-        self.tasks.lock().push(tokio::spawn(async move {
+        self.tasks.lock().push(self.runtime.spawn(async move {
             let mut connection = None;
             loop {
                 if reader
@@ -465,7 +471,6 @@ impl RedisStore {
                 }
             }
         }));
-        Ok(())
     }
 
     /// Publishes the entries of an `XREAD` reply and advances `last_id` past them.
