@@ -163,12 +163,40 @@ impl ServerClock {
     }
 }
 
-/// The keys of one group.
+/// The keys of one group that reads use (the write script makes the same names, and the
+/// group's version counter `…:n`, from the prefix).
 struct GroupKeys {
     items: String,
     order: String,
-    counter: String,
 }
+
+/// One write, as the write script takes it (see [`scripts`]).
+enum Write {
+    Set {
+        json: Arc<str>,
+        ttl_ms: u64,
+    },
+    CompareAndSet {
+        expected: Version,
+        json: Arc<str>,
+        ttl_ms: u64,
+    },
+    Delete,
+    Clear,
+}
+
+/// A write waiting for the writer task, and where its reply goes.
+struct Pending {
+    write: Write,
+    group: String,
+    key: String,
+    reply: tokio::sync::oneshot::Sender<Result<Value>>,
+}
+
+/// Most writes one call of the write script carries, and about the most bytes of values: the
+/// writes waiting beyond that go in the next call.
+const BATCH_WRITES: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
 
 /// One store on a Redis server.
 pub struct RedisStore {
@@ -181,6 +209,8 @@ pub struct RedisStore {
     stream_key: String,
     events: Arc<EventBus>,
     key_locks: Box<[tokio::sync::Mutex<()>]>,
+    /// The writes waiting for the writer task, which sends them to Redis in batches.
+    writes: tokio::sync::mpsc::UnboundedSender<Pending>,
     hasher: foldhash::fast::RandomState,
     /// The last version and text this process saw of each key.
     known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>)>>,
@@ -317,7 +347,9 @@ impl RedisStore {
         .map_err(|_| unreachable_within(&options))?
         .map_err(backend_error)?;
         let prefix = &options.prefix;
+        let (writes, waiting) = tokio::sync::mpsc::unbounded_channel();
         let store = Arc::new(RedisStore {
+            writes,
             connection,
             client,
             groups_key: format!("{prefix}groups"),
@@ -341,6 +373,11 @@ impl RedisStore {
         // A first round trip, so that a wrong password or an unreachable server fails open; it
         // also reads the server's clock, which `follow` needs.
         store.sweep().await?;
+        let writer = Arc::downgrade(&store);
+        store
+            .tasks
+            .lock()
+            .push(tokio::spawn(write_batches(writer, waiting)));
         let sweeper = Arc::downgrade(&store);
         store.tasks.lock().push(tokio::spawn(async move {
             loop {
@@ -559,26 +596,74 @@ impl RedisStore {
         GroupKeys {
             items: format!("{prefix}{{{group}}}:i"),
             order: format!("{prefix}{{{group}}}:o"),
-            counter: format!("{prefix}{{{group}}}:n"),
         }
     }
 
-    /// The keys a write script takes, in the order of [`scripts`].
-    fn write_invocation<'a>(
-        &'a self,
-        script: &'a redis::Script,
-        group: &str,
-    ) -> redis::ScriptInvocation<'a> {
-        let keys = self.group_keys(group);
-        let mut invocation = script.prepare_invoke();
+    /// Runs `batch` in one call of the write script; returns the writes' replies, in order.
+    async fn send_batch(&self, batch: &[Pending]) -> Result<Vec<Value>> {
+        let mut invocation = self.scripts.write.prepare_invoke();
         invocation
-            .key(keys.items)
-            .key(keys.order)
-            .key(keys.counter)
             .key(&self.groups_key)
             .key(&self.expiry_key)
-            .key(&self.stream_key);
-        invocation
+            .key(&self.stream_key)
+            .arg(&self.options.prefix)
+            .arg(self.maxlen())
+            .arg(self.version_seed());
+        for pending in batch {
+            let (group, key) = (&pending.group, &pending.key);
+            match &pending.write {
+                Write::Set { json, ttl_ms } => invocation
+                    .arg("s")
+                    .arg(group)
+                    .arg(key)
+                    .arg(&**json)
+                    .arg(*ttl_ms)
+                    .arg(0),
+                Write::CompareAndSet {
+                    expected,
+                    json,
+                    ttl_ms,
+                } => invocation
+                    .arg("c")
+                    .arg(group)
+                    .arg(key)
+                    .arg(*expected)
+                    .arg(&**json)
+                    .arg(*ttl_ms),
+                Write::Delete => invocation.arg("d").arg(group).arg(key).arg(0).arg(0).arg(0),
+                Write::Clear => invocation.arg("x").arg(group).arg(key).arg(0).arg(0).arg(0),
+            };
+        }
+        let mut connection = self.connection.clone();
+        let reply: Value = self
+            .bounded(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        match reply {
+            Value::Array(replies) if replies.len() == batch.len() => Ok(replies),
+            other => Err(unexpected("a batch of writes", &other)),
+        }
+    }
+
+    /// Has the writer task send `write` (with the writes waiting beside it); its reply.
+    async fn write(&self, group: &str, key: &str, write: Write) -> Result<Value> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let (reply, replied) = tokio::sync::oneshot::channel();
+        self.writes
+            .send(Pending {
+                write,
+                group: group.to_owned(),
+                key: key.to_owned(),
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        // A write still waiting when this gives up is dropped (see `write_batches`).
+        match tokio::time::timeout(self.options.command_timeout, replied).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(unreachable_within(&self.options)),
+        }
     }
 
     fn key_lock(&self, group: &str, key: &str) -> &tokio::sync::Mutex<()> {
@@ -634,18 +719,17 @@ impl RedisStore {
             Ttl::Millis(ms) => ms,
             Ttl::Default => self.options.rules.default_ttl_ms.unwrap_or(0),
         };
+        let json: Arc<str> = Arc::from(value);
         let _in_line = self.key_lock(group, key).lock().await;
-        let mut connection = self.connection.clone();
-        let mut invocation = self.write_invocation(&self.scripts.set, group);
-        invocation
-            .arg(group)
-            .arg(key)
-            .arg(&value)
-            .arg(ttl_ms)
-            .arg(self.maxlen())
-            .arg(self.version_seed());
-        let reply: Value = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
+        let reply = self
+            .write(
+                group,
+                key,
+                Write::Set {
+                    json: json.clone(),
+                    ttl_ms,
+                },
+            )
             .await?;
         let Value::Array(parts) = &reply else {
             return Err(unexpected("set", &reply));
@@ -654,7 +738,7 @@ impl RedisStore {
         let old_version = parts.get(1).map_or(0, integer);
         let version = parts.get(2).map_or(0, integer);
         self.advance(parts.get(3).and_then(text).as_deref());
-        self.remember(group, key, Some((version, Arc::from(value))));
+        self.remember(group, key, Some((version, json)));
         Ok(Replaced {
             old,
             old_version,
@@ -740,20 +824,13 @@ impl RedisStore {
                 .rules
                 .update(item, &ops, || 0)
                 .map_err(|e| e.for_item("update", group, key))?;
-            let expected = current.as_ref().map_or(0, |(version, _)| *version);
-            let mut connection = self.connection.clone();
-            let mut invocation = self.write_invocation(&self.scripts.compare_and_set, group);
-            invocation
-                .arg(group)
-                .arg(key)
-                .arg(expected)
-                .arg(&stored.value)
-                .arg(self.options.rules.default_ttl_ms.unwrap_or(0))
-                .arg(self.maxlen())
-                .arg(self.version_seed());
-            let reply: Value = self
-                .bounded(async move { invocation.invoke_async(&mut connection).await })
-                .await?;
+            let json: Arc<str> = Arc::from(stored.value.as_str());
+            let write = Write::CompareAndSet {
+                expected: current.as_ref().map_or(0, |(version, _)| *version),
+                json: json.clone(),
+                ttl_ms: self.options.rules.default_ttl_ms.unwrap_or(0),
+            };
+            let reply = self.write(group, key, write).await?;
             let Value::Array(parts) = &reply else {
                 return Err(unexpected("update", &reply));
             };
@@ -762,11 +839,7 @@ impl RedisStore {
                 let old_version = parts.get(2).map_or(0, integer);
                 let version = parts.get(3).map_or(0, integer);
                 self.advance(parts.get(4).and_then(text).as_deref());
-                self.remember(
-                    group,
-                    key,
-                    Some((version, Arc::from(stored.value.as_str()))),
-                );
+                self.remember(group, key, Some((version, json)));
                 return Ok(WriteResult {
                     new_value: stored.value,
                     old_value,
@@ -792,12 +865,7 @@ impl RedisStore {
     pub async fn delete(&self, group: &str, key: &str) -> Result<Option<Removed>> {
         check_item(group, key)?;
         let _in_line = self.key_lock(group, key).lock().await;
-        let mut connection = self.connection.clone();
-        let mut invocation = self.write_invocation(&self.scripts.delete, group);
-        invocation.arg(group).arg(key).arg(self.maxlen());
-        let reply: Value = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let reply = self.write(group, key, Write::Delete).await?;
         self.remember(group, key, None);
         match &reply {
             Value::Nil => Ok(None),
@@ -816,12 +884,7 @@ impl RedisStore {
     /// Removes every item of the group; returns how many live items it removed.
     pub async fn clear(&self, group: &str) -> Result<usize> {
         check_name("group", group)?;
-        let mut connection = self.connection.clone();
-        let mut invocation = self.write_invocation(&self.scripts.clear, group);
-        invocation.arg(group).arg(self.maxlen());
-        let reply: Value = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
-            .await?;
+        let reply = self.write(group, "", Write::Clear).await?;
         self.known.lock().retain(|(g, _), _| &**g != group);
         let Value::Array(parts) = &reply else {
             return Err(unexpected("clear", &reply));
@@ -928,6 +991,63 @@ impl RedisStore {
 impl Drop for RedisStore {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// The writer task: sends the writes waiting in `queue` to Redis, all that wait at once in one
+/// call of the write script, and hands each its reply. A batch goes only when the one before it
+/// has been answered, so that the writes arriving meanwhile make up the next one (two or four
+/// batches out at a time measured no faster: smaller batches, each paying for a call). A write
+/// whose caller stopped waiting (its call timed out) before it was sent is dropped, never sent
+/// late.
+async fn write_batches(
+    store: std::sync::Weak<RedisStore>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Pending>,
+) {
+    let mut batch: Vec<Pending> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut bytes = first.write.bytes();
+        batch.push(first);
+        while batch.len() < BATCH_WRITES && bytes < BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(next) => {
+                    bytes += next.write.bytes();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        batch.retain(|pending| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let replies = store.send_batch(&batch).await;
+        drop(store);
+        match replies {
+            Ok(replies) => {
+                for (pending, reply) in batch.drain(..).zip(replies) {
+                    let _ = pending.reply.send(Ok(reply));
+                }
+            }
+            Err(err) => {
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Write {
+    /// About the bytes it adds to a batch.
+    fn bytes(&self) -> usize {
+        match self {
+            Write::Set { json, .. } | Write::CompareAndSet { json, .. } => json.len(),
+            Write::Delete | Write::Clear => 0,
+        }
     }
 }
 

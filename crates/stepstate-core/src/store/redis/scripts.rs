@@ -4,10 +4,11 @@
 //! records the change event in the same step.
 //!
 //! An item is stored as `<version>:<expires_at_ms>:<json>` in the group's hash. Time is the
-//! server's (`TIME`), so every process agrees on what has expired. Keys (see the README's
-//! layout): `KEYS[1]` the group's items hash, `KEYS[2]` its insertion order (a sorted set
-//! scored by version), `KEYS[3]` its version counter, `KEYS[4]` the sorted set of non-empty
-//! groups, `KEYS[5]` the expiry index (scored by expiry time), `KEYS[6]` the event stream.
+//! server's (`TIME`), so every process agrees on what has expired. The helpers take an item's
+//! keys (see the README's layout) as a table: `keys[1]` the group's items hash, `keys[2]` its
+//! insertion order (a sorted set scored by version), `keys[3]` its version counter, `keys[4]`
+//! the sorted set of non-empty groups, `keys[5]` the expiry index (scored by expiry time),
+//! `keys[6]` the event stream.
 
 /// Helpers every script starts with.
 const PRELUDE: &str = r#"
@@ -72,62 +73,126 @@ local function store(keys, maxlen, g, k, json, e, old_e, old_json, seed)
 end
 "#;
 
-/// `set`: ARGV group, key, json, ttl_ms (0: never), stream maxlen, version seed. Returns
-/// `{old_json|nil, old_version, version, event_id}`. An expired old item is removed first, with its
-/// event. The server's clock is read only when an expiry is involved: each command a script
-/// runs costs Redis about as much as a whole `HGET` from a client.
-const SET: &str = r#"
-local g, k, json, ttl, maxlen, seed = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local now = false
-local p = redis.call('HGET', KEYS[1], k)
-local old_v, old_e, old_j = 0, 0, false
-if p then
-  old_v, old_e, old_j = parse(p)
-  if old_e ~= 0 then
-    now = now_ms()
-    if expired(old_e, now) then
-      remove(KEYS, maxlen, g, k, p, 'expired')
+/// Every write: the writes of one process that wait at the same time go to Redis together, in
+/// one call of this script, which runs each in turn exactly as if it had come alone (so a
+/// batch is as atomic as each of its writes, and more). One call per batch instead of one per
+/// write spares Redis the cost of starting a script for each, and the process a command each.
+///
+/// `KEYS[1]` the groups set, `KEYS[2]` the expiry index, `KEYS[3]` the stream (a group's own
+/// keys follow from the prefix and the group, as in the sweep). ARGV: prefix, stream maxlen,
+/// version seed, then six for each write: its kind, group, key and three arguments:
+///
+/// - `s` (set) json, ttl_ms (0: never): returns `{old_json|nil, old_version, version,
+///   event_id}`. An expired old item is removed first, with its event.
+/// - `c` (`update`'s compare-and-set) expected version (0: absent), json, default ttl_ms
+///   (0: none): stores only when the live item still has the expected version and returns
+///   `{1, old_json|nil, old_version, version, event_id}`; otherwise `{0, current_payload|nil}`
+///   for the caller to apply its ops again. An existing item keeps its expiry; a new one gets
+///   the default TTL.
+/// - `d` (delete): returns `{old_json, old_version, event_id}` or nil; an expired item is
+///   removed with an `expired` event and counts as absent.
+/// - `x` (clear): removes every item with a `cleared` event (`expired` for items already
+///   expired); returns `{live items removed, last event_id|nil}`.
+///
+/// The reply is the array of the writes' replies, in order. The server's clock is read only
+/// when an expiry is involved, and at most once per batch: each command a script runs costs
+/// Redis about as much as a whole `HGET` from a client.
+const WRITE: &str = r#"
+local prefix, maxlen, seed = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local clock = false
+local function now()
+  if not clock then clock = now_ms() end
+  return clock
+end
+
+local function set(keys, g, k, json, ttl)
+  local p = redis.call('HGET', keys[1], k)
+  local old_v, old_e, old_j = 0, 0, false
+  if p then
+    old_v, old_e, old_j = parse(p)
+    if old_e ~= 0 and expired(old_e, now()) then
+      remove(keys, maxlen, g, k, p, 'expired')
       old_v, old_e, old_j = 0, 0, false
     end
   end
+  local e = 0
+  if ttl > 0 then e = now() + ttl end
+  local v, id = store(keys, maxlen, g, k, json, e, old_e, old_j, seed)
+  return {old_j, old_v, v, id}
 end
-local e = 0
-if ttl > 0 then e = (now or now_ms()) + ttl end
-local v, id = store(KEYS, maxlen, g, k, json, e, old_e, old_j, seed)
-return {old_j, old_v, v, id}
-"#;
 
-/// `update`'s compare-and-set: ARGV group, key, expected version (0: absent), new json,
-/// default ttl_ms (0: none), stream maxlen, version seed. Stores only when the live item still has the
-/// expected version: returns `{1, old_json|nil, old_version, version, event_id}`; otherwise
-/// `{0, current_payload|nil}` for the caller to apply its ops again. An existing item keeps its
-/// expiry; a new one gets the default TTL. Like `SET`, it reads the server's clock only when an
-/// expiry is involved.
-const COMPARE_AND_SET: &str = r#"
-local g, k, expected, json, ttl, maxlen, seed = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-local now = false
-local p = redis.call('HGET', KEYS[1], k)
-local v, e, j = 0, 0, false
-local stale = false
-if p then
-  v, e, j = parse(p)
-  if e ~= 0 then
-    now = now_ms()
-    if expired(e, now) then
+local function compare_and_set(keys, g, k, expected, json, ttl)
+  local p = redis.call('HGET', keys[1], k)
+  local v, e, j = 0, 0, false
+  local stale = false
+  if p then
+    v, e, j = parse(p)
+    if e ~= 0 and expired(e, now()) then
       stale = p
       v, e, j = 0, 0, false
     end
   end
+  if v ~= expected then
+    if stale then return {0, false} end
+    return {0, p}
+  end
+  if stale then remove(keys, maxlen, g, k, stale, 'expired') end
+  local new_e = e
+  if not j and ttl > 0 then new_e = now() + ttl end
+  local new_v, id = store(keys, maxlen, g, k, json, new_e, e, j, seed)
+  return {1, j, v, new_v, id}
 end
-if v ~= expected then
-  if stale then return {0, false} end
-  return {0, p}
+
+local function delete(keys, g, k)
+  local p = redis.call('HGET', keys[1], k)
+  if not p then return false end
+  local v, e = parse(p)
+  if e ~= 0 and expired(e, now()) then
+    remove(keys, maxlen, g, k, p, 'expired')
+    return false
+  end
+  local old_v, old_j, id = remove(keys, maxlen, g, k, p, false)
+  return {old_j, old_v, id}
 end
-if stale then remove(KEYS, maxlen, g, k, stale, 'expired') end
-local new_e = e
-if not j and ttl > 0 then new_e = (now or now_ms()) + ttl end
-local new_v, id = store(KEYS, maxlen, g, k, json, new_e, e, j, seed)
-return {1, j, v, new_v, id}
+
+local function clear(keys, g)
+  local t = now()
+  local members = redis.call('ZRANGE', keys[2], 0, -1)
+  local live = 0
+  local id = false
+  for _, k in ipairs(members) do
+    local p = redis.call('HGET', keys[1], k)
+    if p then
+      local v, e, j = parse(p)
+      local reason = 'cleared'
+      if expired(e, t) then reason = 'expired' else live = live + 1 end
+      if e ~= 0 then redis.call('ZREM', keys[5], member(g, k)) end
+      id = emit(keys[6], maxlen, 'd', g, k, j, false, reason)
+    end
+  end
+  redis.call('DEL', keys[1], keys[2])
+  redis.call('ZREM', keys[4], g)
+  return {live, id}
+end
+
+local out = {}
+for i = 4, #ARGV, 6 do
+  local kind, g, k = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local base = prefix .. '{' .. g .. '}:'
+  local keys = {base .. 'i', base .. 'o', base .. 'n', KEYS[1], KEYS[2], KEYS[3]}
+  local reply
+  if kind == 's' then
+    reply = set(keys, g, k, ARGV[i + 3], tonumber(ARGV[i + 4]))
+  elseif kind == 'c' then
+    reply = compare_and_set(keys, g, k, tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]))
+  elseif kind == 'd' then
+    reply = delete(keys, g, k)
+  else
+    reply = clear(keys, g)
+  end
+  out[#out + 1] = reply
+end
+return out
 "#;
 
 /// `get` of an item the caller could not judge by its bounds on the server's clock (one near its
@@ -138,44 +203,6 @@ if not p then return false end
 local v, e = parse(p)
 if expired(e, now_ms()) then return false end
 return p
-"#;
-
-/// `delete`: ARGV group, key, stream maxlen. Returns `{old_json, old_version, event_id}` or nil; an
-/// expired item is removed with an `expired` event and counts as absent.
-const DELETE: &str = r#"
-local g, k, maxlen = ARGV[1], ARGV[2], ARGV[3]
-local p = redis.call('HGET', KEYS[1], k)
-if not p then return false end
-local v, e = parse(p)
-if expired(e, now_ms()) then
-  remove(KEYS, maxlen, g, k, p, 'expired')
-  return false
-end
-local old_v, old_j, id = remove(KEYS, maxlen, g, k, p, false)
-return {old_j, old_v, id}
-"#;
-
-/// `clear`: ARGV group, stream maxlen. Removes every item with a `cleared` event (`expired`
-/// for items already expired); returns `{live items removed, last event_id|nil}`.
-const CLEAR: &str = r#"
-local g, maxlen = ARGV[1], ARGV[2]
-local now = now_ms()
-local keys = redis.call('ZRANGE', KEYS[2], 0, -1)
-local live = 0
-local id = false
-for _, k in ipairs(keys) do
-  local p = redis.call('HGET', KEYS[1], k)
-  if p then
-    local v, e, j = parse(p)
-    local reason = 'cleared'
-    if expired(e, now) then reason = 'expired' else live = live + 1 end
-    if e ~= 0 then redis.call('ZREM', KEYS[5], member(g, k)) end
-    id = emit(KEYS[6], maxlen, 'd', g, k, j, false, reason)
-  end
-end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[4], g)
-return {live, id}
 "#;
 
 /// A group's live items in insertion order: `{key, payload, key, payload, ...}`.
@@ -242,11 +269,8 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 
 /// The scripts, each with the prelude, ready to invoke.
 pub struct Scripts {
-    pub set: redis::Script,
-    pub compare_and_set: redis::Script,
+    pub write: redis::Script,
     pub get: redis::Script,
-    pub delete: redis::Script,
-    pub clear: redis::Script,
     pub group: redis::Script,
     pub sweep: redis::Script,
     pub groups: redis::Script,
@@ -256,11 +280,8 @@ impl Scripts {
     pub fn new() -> Scripts {
         let with_prelude = |body: &str| redis::Script::new(&format!("{PRELUDE}{body}"));
         Scripts {
-            set: with_prelude(SET),
-            compare_and_set: with_prelude(COMPARE_AND_SET),
+            write: with_prelude(WRITE),
             get: with_prelude(GET),
-            delete: with_prelude(DELETE),
-            clear: with_prelude(CLEAR),
             group: with_prelude(GROUP),
             sweep: with_prelude(SWEEP),
             groups: with_prelude(GROUPS),
