@@ -1,7 +1,7 @@
 // Atomicity under concurrency: many calls in flight at once (Promise.all) never lose an
 // update, never tear a read, and let exactly one compare-and-set win.
 import { afterEach, describe, expect, it } from 'vitest'
-import { StateError } from '../index.js'
+import { StateError, type StateManager } from '../index.js'
 import { closeManagers, freshManager } from './helpers/managers'
 
 afterEach(closeManagers)
@@ -160,6 +160,45 @@ describe('concurrent sets, deletes and reads', () => {
     const outcomes = [...replaced, ...final.values()].sort((a, b) => a - b)
     const allWritten = [...written.values()].flatMap((seqs) => [...seqs]).sort((a, b) => a - b)
     expect(outcomes).toEqual(allWritten)
+  })
+})
+
+describe('writes of every kind in flight at once', () => {
+  // Hundreds of calls started without awaiting any (the Redis store sends such writes to the
+  // server in batches): each key's calls, reads included, run in the order they were made, so
+  // every result and the final items are those of the same calls made one at a time, on a
+  // store of their own.
+  it('give per key exactly the results of the same calls awaited one at a time', async () => {
+    const random = seededRandom(1234)
+    const groups = ['north', 'south', 'east']
+    const keys = Array.from({ length: 15 }, (_, index) => `k${index}`)
+    type Call = (state: StateManager) => Promise<unknown>
+    const plan: Call[] = []
+    for (let seq = 0; seq < 900; seq++) {
+      const group = groups[Math.floor(random() * groups.length)]
+      const key = keys[Math.floor(random() * keys.length)]
+      const roll = random()
+      if (roll < 0.35) plan.push((state) => state.set(group, key, { seq, tags: [seq % 7], empty: {} }))
+      else if (roll < 0.75) {
+        plan.push((state) =>
+          state.update(group, key, [
+            { type: 'increment', path: 'count', by: 1 },
+            { type: 'set', path: 'last', value: seq },
+          ]),
+        )
+      } else if (roll < 0.9) plan.push((state) => state.delete(group, key))
+      else plan.push((state) => state.get(group, key))
+    }
+    const concurrent = freshManager()
+    const oneAtATime = freshManager()
+    const results = await Promise.all(plan.map((call) => call(concurrent)))
+    const expected: unknown[] = []
+    for (const call of plan) expected.push(await call(oneAtATime))
+    expect(results).toEqual(expected)
+    // Calls of different keys in flight together may commit in either order, and the order of a
+    // group's keys is that of their commits: compare the items by key.
+    const byKey = (entries: Array<{ key: string; value: unknown }>) => [...entries].sort((a, b) => (a.key < b.key ? -1 : 1))
+    for (const group of groups) expect(byKey(await concurrent.entries(group))).toEqual(byKey(await oneAtATime.entries(group)))
   })
 })
 

@@ -82,8 +82,9 @@ impl Completions {
     }
 }
 
-/// Starts call `call` on store `id` (`CLOSED` once closed): `work` runs on the runtime and its
-/// outcome goes to `completions`.
+/// Starts call `call` on store `id` (`CLOSED` once closed): `work` is called now (a call takes
+/// its place in its key's line when made), its future runs on the runtime, and the outcome
+/// goes to `completions`.
 fn start<F, Fut>(
     id: u32,
     completions: &External<Arc<Completions>>,
@@ -185,9 +186,9 @@ pub fn redis_set_start(
 ) -> Result<()> {
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
     let ttl = Ttl::from_millis_arg(ttl_ms);
-    start(id, completions, call, move |store| async move {
-        let replaced = store.set(&group, &key, value.0, ttl).await?;
-        Ok(replaced.old.map(String::from))
+    start(id, completions, call, move |store| {
+        let set = store.set(&group, &key, value.0, ttl);
+        async move { Ok(set.await?.old.map(String::from)) }
     })
 }
 
@@ -201,9 +202,9 @@ pub fn redis_get_start(
     key: Name,
 ) -> Result<()> {
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
-    start(id, completions, call, move |store| async move {
-        let item = store.get(&group, &key).await?;
-        Ok(item.map(|(text, _)| text))
+    start(id, completions, call, move |store| {
+        let get = store.get(&group, &key);
+        async move { Ok(get.await?.map(|(text, _)| text)) }
     })
 }
 
@@ -219,9 +220,9 @@ pub fn redis_update_start(
     ops: Text,
 ) -> Result<()> {
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
-    start(id, completions, call, move |store| async move {
-        let result = store.update(&group, &key, &ops.0).await?;
-        Ok(Some(update_pair(&result)))
+    start(id, completions, call, move |store| {
+        let update = store.update(&group, &key, &ops.0);
+        async move { Ok(Some(update_pair(&update.await?))) }
     })
 }
 
@@ -235,9 +236,9 @@ pub fn redis_delete_start(
     key: Name,
 ) -> Result<()> {
     let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
-    start(id, completions, call, move |store| async move {
-        let removed = store.delete(&group, &key).await?;
-        Ok(removed.map(|removed| String::from(removed.old)))
+    start(id, completions, call, move |store| {
+        let delete = store.delete(&group, &key);
+        async move { Ok(delete.await?.map(|removed| String::from(removed.old))) }
     })
 }
 

@@ -196,10 +196,10 @@ impl Redis {
             name(group, "group")?.to_owned(),
             name(key, "key")?.to_owned(),
         );
-        let store = self.store()?;
+        // Called now, not in the task: a call takes its place in its key's line when made.
+        let get = self.store()?.get(&group, &key);
         self.start(future, async move {
-            let item = store.get(&group, &key).await?;
-            Ok(text_reply(item.map(|(text, _)| text)))
+            Ok(text_reply(get.await?.map(|(text, _)| text)))
         })
     }
 
@@ -217,11 +217,9 @@ impl Redis {
         );
         let store = self.store()?;
         let text = to_json(value).map_err(|err| to_py(err.for_item("set", &group, &key)))?;
+        let set = store.set(&group, &key, text, Ttl::from_millis_arg(ttl_ms));
         self.start(future, async move {
-            let replaced = store
-                .set(&group, &key, text, Ttl::from_millis_arg(ttl_ms))
-                .await?;
-            Ok(text_reply(replaced.old.map(String::from)))
+            Ok(text_reply(set.await?.old.map(String::from)))
         })
     }
 
@@ -239,8 +237,9 @@ impl Redis {
         );
         let store = self.store()?;
         let ops = ops_to_json(ops).map_err(|err| to_py(err.for_item("update", &group, &key)))?;
+        let update = store.update(&group, &key, &ops);
         self.start(future, async move {
-            let result = store.update(&group, &key, &ops).await?;
+            let result = update.await?;
             Ok(Reply::Updated {
                 new: result.new_value,
                 old: with_old.then_some(result.old_value),
@@ -258,10 +257,11 @@ impl Redis {
             name(group, "group")?.to_owned(),
             name(key, "key")?.to_owned(),
         );
-        let store = self.store()?;
+        let delete = self.store()?.delete(&group, &key);
         self.start(future, async move {
-            let removed = store.delete(&group, &key).await?;
-            Ok(text_reply(removed.map(|removed| String::from(removed.old))))
+            Ok(text_reply(
+                delete.await?.map(|removed| String::from(removed.old)),
+            ))
         })
     }
 

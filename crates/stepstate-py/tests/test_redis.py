@@ -404,6 +404,31 @@ async def test_2000_concurrent_increments_from_one_manager(state):
     assert sorted(r["count"] for r in results) == list(range(1, 2001))
 
 
+async def test_calls_in_flight_together_run_per_key_in_the_order_made(state):
+    # Writes go to Redis in batches; each key's calls, reads included, still run in the order
+    # they were made: every set sees the value the call before it on its key left.
+    calls = []
+    for i in range(300):
+        key = f"k{i % 5}"
+        if i % 3 == 0:
+            calls.append(state.set("order", key, {"i": i}, with_old=True))
+        elif i % 3 == 1:
+            calls.append(state.update("order", key, [{"type": "set", "path": "u", "value": i}]))
+        else:
+            calls.append(state.get("order", key))
+    results = await asyncio.gather(*calls)
+    # The call before call i on its key is call i - 5: an update before a set, a get before an
+    # update, a set before a get.
+    for i in range(5, 300):
+        before = results[i - 5]
+        if i % 3 == 0:
+            assert results[i].old_value == before, i
+        elif i % 3 == 1:
+            assert results[i] == {**(before or {}), "u": i}, i
+        else:
+            assert results[i] == before.new_value, i
+
+
 async def test_2000_concurrent_increments_from_two_managers(open_manager):
     a, b = await open_manager(), await open_manager()
     ops = [{"op": "increment", "path": "/count", "value": 1}]

@@ -17,6 +17,7 @@
 mod scripts;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,8 +74,9 @@ impl RedisOptions {
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// Most items one sweep removes.
 const SWEEP_LIMIT: u32 = 500;
-/// Stripes of the per-key write locks of one process.
-const KEY_LOCKS: usize = 256;
+/// Stripes of the per-key write locks of one process (a read waits for the writes before it
+/// in its stripe).
+const KEY_LOCKS: usize = 1024;
 /// How long one read of the event stream waits for new entries.
 const READ_BLOCK: Duration = Duration::from_millis(500);
 /// How long the event reader waits after a read that found entries before it reads again, so
@@ -170,6 +172,9 @@ struct GroupKeys {
     order: String,
 }
 
+/// A call's place in the line of its key's calls (see [`RedisStore::in_line`]).
+type Place = std::pin::Pin<Box<dyn Future<Output = tokio::sync::OwnedMutexGuard<()>> + Send>>;
+
 /// One write, as the write script takes it (see [`scripts`]).
 enum Write {
     Set {
@@ -212,7 +217,7 @@ pub struct RedisStore {
     expiry_key: String,
     stream_key: String,
     events: Arc<EventBus>,
-    key_locks: Box<[tokio::sync::Mutex<()>]>,
+    key_locks: Box<[Arc<tokio::sync::Mutex<()>>]>,
     /// The writes waiting for the writer task, which sends them to Redis in batches.
     writes: tokio::sync::mpsc::UnboundedSender<Pending>,
     hasher: foldhash::fast::RandomState,
@@ -362,7 +367,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             events: Arc::new(EventBus::default()),
             key_locks: (0..KEY_LOCKS)
-                .map(|_| tokio::sync::Mutex::new(()))
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                 .collect(),
             hasher: foldhash::fast::RandomState::default(),
             known: Mutex::new(HashMap::new()),
@@ -670,9 +675,21 @@ impl RedisStore {
         }
     }
 
-    fn key_lock(&self, group: &str, key: &str) -> &tokio::sync::Mutex<()> {
+    /// Takes a place in the line of the calls of `key` in this process, now, when the call is
+    /// made: the lock serves its waiters first come, first served from their first poll, and
+    /// a call's task may well run after the task of a call made later. A write holds its place
+    /// until answered; a read only waits for the writes before it.
+    fn in_line(&self, group: &str, key: &str) -> Place {
         let hash = self.hasher.hash_one((group, key)) as usize;
-        &self.key_locks[hash % KEY_LOCKS]
+        let lock = Arc::clone(&self.key_locks[hash % KEY_LOCKS]);
+        let mut place: Place = Box::pin(lock.lock_owned());
+        match place
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(guard) => Box::pin(std::future::ready(guard)),
+            std::task::Poll::Pending => place,
+        }
     }
 
     fn remember(&self, group: &str, key: &str, seen: Option<(Version, Arc<str>)>) {
@@ -713,7 +730,27 @@ impl RedisStore {
     }
 
     /// Stores `value` (JSON text) with `ttl`; returns the previous value as it was replaced.
-    pub async fn set(&self, group: &str, key: &str, value: String, ttl: Ttl) -> Result<Replaced> {
+    /// The call takes its place in its key's line when made (see [`RedisStore::in_line`]).
+    pub fn set(
+        self: &Arc<Self>,
+        group: &str,
+        key: &str,
+        value: String,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<Replaced>> + Send + 'static {
+        let place = self.in_line(group, key);
+        let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
+        async move { store.set_in_line(place, &group, &key, value, ttl).await }
+    }
+
+    async fn set_in_line(
+        &self,
+        place: Place,
+        group: &str,
+        key: &str,
+        value: String,
+        ttl: Ttl,
+    ) -> Result<Replaced> {
         check_item(group, key)?;
         self.options
             .rules
@@ -724,7 +761,7 @@ impl RedisStore {
             Ttl::Default => self.options.rules.default_ttl_ms.unwrap_or(0),
         };
         let json: Arc<str> = Arc::from(value);
-        let _in_line = self.key_lock(group, key).lock().await;
+        let _in_line = place.await;
         let reply = self
             .write(
                 group,
@@ -752,12 +789,28 @@ impl RedisStore {
         })
     }
 
-    /// The value's text and version, or `None` when absent or expired.
+    /// The value's text and version, or `None` when absent or expired, after the writes of the
+    /// key this process made before the call (see [`RedisStore::in_line`]).
     ///
     /// A plain `HGET`, as cheap for Redis as any client's: an item that never expires needs no
     /// clock, and one with an expiry is judged by the bounds on the server's clock
     /// ([`ServerClock`]); only when those are unsure does the server decide, in a script.
-    pub async fn get(&self, group: &str, key: &str) -> Result<Option<(String, Version)>> {
+    pub fn get(
+        self: &Arc<Self>,
+        group: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(String, Version)>>> + Send + 'static {
+        let place = self.in_line(group, key);
+        let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
+        async move {
+            // Not held while reading: reads of a key do not wait for each other, nor later
+            // writes for them.
+            drop(place.await);
+            store.get_now(&group, &key).await
+        }
+    }
+
+    async fn get_now(&self, group: &str, key: &str) -> Result<Option<(String, Version)>> {
         check_item(group, key)?;
         let items = self.items_key(group);
         let mut connection = self.connection.clone();
@@ -812,10 +865,29 @@ impl RedisStore {
     /// Applies `ops_json` atomically across processes: the core's op engine runs on the value
     /// this process holds, and a compare-and-set stores the result only if no one changed the
     /// item meanwhile; otherwise the ops run again on the current value. All ops or none.
-    pub async fn update(&self, group: &str, key: &str, ops_json: &str) -> Result<WriteResult> {
+    /// The call takes its place in its key's line when made (see [`RedisStore::in_line`]).
+    pub fn update(
+        self: &Arc<Self>,
+        group: &str,
+        key: &str,
+        ops_json: &str,
+    ) -> impl Future<Output = Result<WriteResult>> + Send + 'static {
+        let place = self.in_line(group, key);
+        let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
+        let ops_json = ops_json.to_owned();
+        async move { store.update_in_line(place, &group, &key, &ops_json).await }
+    }
+
+    async fn update_in_line(
+        &self,
+        place: Place,
+        group: &str,
+        key: &str,
+        ops_json: &str,
+    ) -> Result<WriteResult> {
         check_item(group, key)?;
         let ops = ops::parse_ops_cached(ops_json).map_err(|e| e.for_item("update", group, key))?;
-        let _in_line = self.key_lock(group, key).lock().await;
+        let _in_line = place.await;
         // The value this process last saw: if it is current, one round trip does it.
         let mut current: Option<(Version, Arc<str>)> = self.known_version(group, key);
         loop {
@@ -866,9 +938,25 @@ impl RedisStore {
     }
 
     /// Removes the item; returns the removed value, `None` when it was absent or expired.
-    pub async fn delete(&self, group: &str, key: &str) -> Result<Option<Removed>> {
+    /// The call takes its place in its key's line when made (see [`RedisStore::in_line`]).
+    pub fn delete(
+        self: &Arc<Self>,
+        group: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Removed>>> + Send + 'static {
+        let place = self.in_line(group, key);
+        let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
+        async move { store.delete_in_line(place, &group, &key).await }
+    }
+
+    async fn delete_in_line(
+        &self,
+        place: Place,
+        group: &str,
+        key: &str,
+    ) -> Result<Option<Removed>> {
         check_item(group, key)?;
-        let _in_line = self.key_lock(group, key).lock().await;
+        let _in_line = place.await;
         let reply = self.write(group, key, Write::Delete).await?;
         self.remember(group, key, None);
         match &reply {
