@@ -179,6 +179,14 @@ class AdapterBackend {
     return run
   }
 
+  /** The writes of `group`/`key` and clear of `group` in line now, settled (undefined: none). */
+  writesBefore(group, key) {
+    const tail = this.keyTails.get(JSON.stringify([group, key]))
+    const clear = this.groupLines.get(group)?.clear
+    if (tail === undefined && clear === undefined) return undefined
+    return Promise.allSettled([tail, clear].filter((p) => p !== undefined))
+  }
+
   /** Runs `task` once every write of `group` in line is done; later ones wait for it. */
   groupInLine(group, task) {
     const line = this.groupLine(group)
@@ -264,6 +272,9 @@ class AdapterBackend {
 
   async get(group, key) {
     checkItem(group, key)
+    // After the writes of the key (and clears of its group) made before, as in memory.
+    const before = this.writesBefore(group, key)
+    if (before !== undefined) await before
     const item = await this.read(group, key, `get ${itemName(group, key)}`)
     if (!isLive(item, Date.now())) return null
     return JSON.parse(item.text)
