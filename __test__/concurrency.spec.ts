@@ -165,9 +165,10 @@ describe('concurrent sets, deletes and reads', () => {
 
 describe('writes of every kind in flight at once', () => {
   // Hundreds of calls started without awaiting any (the Redis store sends such writes to the
-  // server in batches): each key's calls, reads included, run in the order they were made, so
-  // every result and the final items are those of the same calls made one at a time, on a
-  // store of their own.
+  // server in batches): each key's calls, reads included, run in the order they were made, and
+  // a clear after every write made before it and before every call made after it, so every
+  // result and the final items are those of the same calls made one at a time, on a store of
+  // their own.
   it('give per key exactly the results of the same calls awaited one at a time', async () => {
     const random = seededRandom(1234)
     const groups = ['north', 'south', 'east']
@@ -186,7 +187,8 @@ describe('writes of every kind in flight at once', () => {
             { type: 'set', path: 'last', value: seq },
           ]),
         )
-      } else if (roll < 0.9) plan.push((state) => state.delete(group, key))
+      } else if (roll < 0.89) plan.push((state) => state.delete(group, key))
+      else if (roll < 0.9) plan.push((state) => state.clear(group))
       else plan.push((state) => state.get(group, key))
     }
     const concurrent = freshManager()

@@ -43,8 +43,8 @@ pub use inspect::{
 pub use ops::apply_ops;
 pub use options::{open_file, open_memory, sync_policy, OpenFile};
 pub use redis::{
-    redis_clear, redis_close, redis_completions, redis_delete_start, redis_drain, redis_entries,
-    redis_get_group, redis_get_start, redis_hold, redis_keys, redis_list_groups, redis_open,
+    redis_clear_start, redis_close, redis_completions, redis_delete_start, redis_drain,
+    redis_get_start, redis_hold, redis_list_groups, redis_open, redis_read_group_start,
     redis_release, redis_set_start, redis_subscribe, redis_update_start, Completions,
 };
 pub use store::{

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use stepstate_core::store::{RedisOptions, RedisStore};
+use stepstate_core::store::{GroupRead, RedisOptions, RedisStore};
 use stepstate_core::{Error, Ttl};
 
 fn stores() -> &'static Mutex<HashMap<u32, Arc<RedisStore>>> {
@@ -282,29 +282,41 @@ pub async fn redis_open(
     Ok(id)
 }
 
-/// Removes every item of a group; resolves with how many were removed.
+/// Starts removing every item of a group; the outcome of call `call` is null.
 #[napi]
-pub async fn redis_clear(id: u32, group: String) -> Result<u32> {
-    let removed = store(id)?.clear(&group).await.map_err(to_js)?;
-    Ok(removed as u32)
+pub fn redis_clear_start(
+    id: u32,
+    completions: &External<Arc<Completions>>,
+    call: u32,
+    group: Name,
+) -> Result<()> {
+    let group = group.as_str().to_owned();
+    start(id, completions, call, move |store| {
+        let clear = store.clear(&group);
+        async move { clear.await.map(|_| None) }
+    })
 }
 
-/// The group's values as the JSON text of an array, in insertion order.
+/// Starts reading a whole group; the outcome of call `call` is the JSON text of an array in
+/// insertion order of its values (`read` "values"), its `{ key, value }` items ("entries") or
+/// its keys ("keys").
 #[napi]
-pub async fn redis_get_group(id: u32, group: String) -> Result<String> {
-    store(id)?.group_json(&group).await.map_err(to_js)
-}
-
-/// The group's items as the JSON text of an array of `{ key, value }`.
-#[napi]
-pub async fn redis_entries(id: u32, group: String) -> Result<String> {
-    store(id)?.entries_json(&group).await.map_err(to_js)
-}
-
-/// The group's keys as the JSON text of an array of strings.
-#[napi]
-pub async fn redis_keys(id: u32, group: String) -> Result<String> {
-    store(id)?.keys_json(&group).await.map_err(to_js)
+pub fn redis_read_group_start(
+    id: u32,
+    completions: &External<Arc<Completions>>,
+    call: u32,
+    group: Name,
+    read: String,
+) -> Result<()> {
+    let read = match read.as_str() {
+        "entries" => GroupRead::Entries,
+        "keys" => GroupRead::Keys,
+        _ => GroupRead::Values,
+    };
+    start(id, completions, call, move |store| {
+        let text = store.read_group(group.as_str(), read);
+        async move { text.await.map(Some) }
+    })
 }
 
 /// The sorted names of non-empty groups.

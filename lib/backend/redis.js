@@ -210,19 +210,24 @@ class RedisBackend {
   }
 
   clear(group) {
-    return this.write(native.redisClear(this.id, group).then(() => undefined, rethrow))
+    return this.write(this.call((completions, call) => native.redisClearStart(this.id, completions, call, group), () => undefined))
+  }
+
+  /** `read` 'values', 'entries' or 'keys' of the whole group, parsed. */
+  readGroup(group, read) {
+    return this.call((completions, call) => native.redisReadGroupStart(this.id, completions, call, group, read), JSON.parse)
   }
 
   getGroup(group) {
-    return native.redisGetGroup(this.id, group).then(JSON.parse, rethrow)
+    return this.readGroup(group, 'values')
   }
 
   entries(group) {
-    return native.redisEntries(this.id, group).then(JSON.parse, rethrow)
+    return this.readGroup(group, 'entries')
   }
 
   keys(group) {
-    return native.redisKeys(this.id, group).then(JSON.parse, rethrow)
+    return this.readGroup(group, 'keys')
   }
 
   listGroups() {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use stepstate_core::events::Filter;
-use stepstate_core::store::{RedisOptions, RedisStore};
+use stepstate_core::store::{GroupRead, RedisOptions, RedisStore};
 use stepstate_core::{Error, Ttl};
 
 /// What a finished call gives back, converted to Python objects by `take_done`.
@@ -109,12 +109,6 @@ impl Redis {
 }
 
 /// The whole-group reads, each one JSON text of a list.
-enum GroupRead {
-    Values,
-    Entries,
-    Keys,
-}
-
 impl Redis {
     fn read_group(
         &self,
@@ -122,16 +116,9 @@ impl Redis {
         group: &Bound<'_, PyAny>,
         read: GroupRead,
     ) -> PyResult<()> {
-        let group = name(group, "group")?.to_owned();
-        let store = self.store()?;
-        self.start(future, async move {
-            let text = match read {
-                GroupRead::Values => store.group_json(&group).await?,
-                GroupRead::Entries => store.entries_json(&group).await?,
-                GroupRead::Keys => store.keys_json(&group).await?,
-            };
-            Ok(Reply::Json(text))
-        })
+        // Called now, not in the task: the read comes after the writes made before it.
+        let text = self.store()?.read_group(name(group, "group")?, read);
+        self.start(future, async move { Ok(Reply::Json(text.await?)) })
     }
 }
 
@@ -266,11 +253,9 @@ impl Redis {
     }
 
     fn clear(&self, future: Py<PyAny>, group: &Bound<'_, PyAny>) -> PyResult<()> {
-        let group = name(group, "group")?.to_owned();
-        let store = self.store()?;
-        self.start(future, async move {
-            Ok(Reply::Count(store.clear(&group).await?))
-        })
+        // Called now, not in the task: a clear comes after the writes made before it.
+        let clear = self.store()?.clear(name(group, "group")?);
+        self.start(future, async move { Ok(Reply::Count(clear.await?)) })
     }
 
     fn list(&self, future: Py<PyAny>, group: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -429,6 +429,19 @@ async def test_calls_in_flight_together_run_per_key_in_the_order_made(state):
             assert results[i] == before.new_value, i
 
 
+async def test_a_clear_in_flight_comes_after_the_writes_made_before_it(state):
+    for _ in range(20):
+        calls = [state.set("cleared", f"k{i}", {"i": i}) for i in range(30)]
+        calls.append(state.clear("cleared"))
+        calls += [state.update("cleared", f"k{i}", [{"type": "set", "path": "after", "value": True}]) for i in range(0, 30, 3)]
+        calls.append(state.keys("cleared"))
+        results = await asyncio.gather(*calls)
+        # The clear removed every item set before it, and none written after it.
+        assert sorted(results[-1]) == sorted(f"k{i}" for i in range(0, 30, 3))
+        assert all(value == {"after": True} for value in await state.list("cleared"))
+        await state.clear("cleared")
+
+
 async def test_2000_concurrent_increments_from_two_managers(open_manager):
     a, b = await open_manager(), await open_manager()
     ops = [{"op": "increment", "path": "/count", "value": 1}]

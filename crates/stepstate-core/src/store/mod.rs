@@ -4,5 +4,5 @@
 pub mod file;
 pub mod redis;
 
-pub use self::redis::{RedisOptions, RedisStore};
+pub use self::redis::{GroupRead, RedisOptions, RedisStore};
 pub use file::{open_shared, release_shared, FileOptions, FileStore};

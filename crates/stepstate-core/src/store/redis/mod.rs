@@ -175,6 +175,33 @@ struct GroupKeys {
 /// A call's place in the line of its key's calls (see [`RedisStore::in_line`]).
 type Place = std::pin::Pin<Box<dyn Future<Output = tokio::sync::OwnedMutexGuard<()>> + Send>>;
 
+/// A place in the line of `lock`, taken now: the lock future polled once, so that it is queued
+/// (or holds the lock) from this moment.
+fn place(lock: &Arc<tokio::sync::Mutex<()>>) -> Place {
+    if let Ok(guard) = Arc::clone(lock).try_lock_owned() {
+        return Box::pin(std::future::ready(guard));
+    }
+    let mut place: Place = Box::pin(Arc::clone(lock).lock_owned());
+    match place
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(guard) => Box::pin(std::future::ready(guard)),
+        std::task::Poll::Pending => place,
+    }
+}
+
+/// What [`RedisStore::read_group`] gives of a group's items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupRead {
+    /// The values (`getGroup`).
+    Values,
+    /// `{"key":…,"value":…}` objects (`entries`).
+    Entries,
+    /// The keys.
+    Keys,
+}
+
 /// One write, as the write script takes it (see [`scripts`]).
 enum Write {
     Set {
@@ -681,15 +708,23 @@ impl RedisStore {
     /// until answered; a read only waits for the writes before it.
     fn in_line(&self, group: &str, key: &str) -> Place {
         let hash = self.hasher.hash_one((group, key)) as usize;
-        let lock = Arc::clone(&self.key_locks[hash % KEY_LOCKS]);
-        let mut place: Place = Box::pin(lock.lock_owned());
-        match place
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-        {
-            std::task::Poll::Ready(guard) => Box::pin(std::future::ready(guard)),
-            std::task::Poll::Pending => place,
-        }
+        place(&self.key_locks[hash % KEY_LOCKS])
+    }
+
+    /// Places in the lines of every key (a `clear`, which holds them until answered: after
+    /// every write made before it, and before every call made after it).
+    fn in_every_line(&self) -> Vec<Place> {
+        self.key_locks.iter().map(place).collect()
+    }
+
+    /// Places behind the writes of any key in progress now (a read of a whole group waits for
+    /// them; nothing waits for it).
+    fn after_every_write(&self) -> Vec<Place> {
+        self.key_locks
+            .iter()
+            .filter(|lock| lock.try_lock().is_err())
+            .map(place)
+            .collect()
     }
 
     fn remember(&self, group: &str, key: &str, seen: Option<(Version, Arc<str>)>) {
@@ -974,7 +1009,24 @@ impl RedisStore {
     }
 
     /// Removes every item of the group; returns how many live items it removed.
-    pub async fn clear(&self, group: &str) -> Result<usize> {
+    /// The call comes after every write this process made before it, and before every call
+    /// made after it (see [`RedisStore::in_every_line`]).
+    pub fn clear(
+        self: &Arc<Self>,
+        group: &str,
+    ) -> impl Future<Output = Result<usize>> + Send + 'static {
+        let places = self.in_every_line();
+        let (store, group) = (Arc::clone(self), group.to_owned());
+        async move {
+            let mut in_line = Vec::with_capacity(places.len());
+            for place in places {
+                in_line.push(place.await);
+            }
+            store.clear_now(&group).await
+        }
+    }
+
+    async fn clear_now(&self, group: &str) -> Result<usize> {
         check_name("group", group)?;
         let reply = self.write(group, "", Write::Clear).await?;
         self.known.lock().retain(|(g, _), _| &**g != group);
@@ -1003,32 +1055,63 @@ impl RedisStore {
         Ok(items)
     }
 
+    /// A read of the whole group, after the writes this process made before it: the text of a
+    /// JSON array, in insertion order, of its live values, items or keys (`read`).
+    pub fn read_group(
+        self: &Arc<Self>,
+        group: &str,
+        read: GroupRead,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        let before = self.after_every_write();
+        let (store, group) = (Arc::clone(self), group.to_owned());
+        async move {
+            for place in before {
+                drop(place.await);
+            }
+            let items = store.group_items(&group).await?;
+            match read {
+                GroupRead::Values => json_array(&items, |out, (_, payload)| {
+                    out.push_str(parse_payload(payload)?.2);
+                    Ok(())
+                }),
+                GroupRead::Entries => json_array(&items, |out, (key, payload)| {
+                    out.push_str("{\"key\":");
+                    push_json_string(out, key);
+                    out.push_str(",\"value\":");
+                    out.push_str(parse_payload(payload)?.2);
+                    out.push('}');
+                    Ok(())
+                }),
+                GroupRead::Keys => json_array(&items, |out, (key, _)| {
+                    push_json_string(out, key);
+                    Ok(())
+                }),
+            }
+        }
+    }
+
     /// The group's live values as the text of one JSON array, in insertion order.
-    pub async fn group_json(&self, group: &str) -> Result<String> {
-        json_array(&self.group_items(group).await?, |out, (_, payload)| {
-            out.push_str(parse_payload(payload)?.2);
-            Ok(())
-        })
+    pub fn group_json(
+        self: &Arc<Self>,
+        group: &str,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        self.read_group(group, GroupRead::Values)
     }
 
     /// The group's live items as the text of a JSON array of `{"key":…,"value":…}`.
-    pub async fn entries_json(&self, group: &str) -> Result<String> {
-        json_array(&self.group_items(group).await?, |out, (key, payload)| {
-            out.push_str("{\"key\":");
-            push_json_string(out, key);
-            out.push_str(",\"value\":");
-            out.push_str(parse_payload(payload)?.2);
-            out.push('}');
-            Ok(())
-        })
+    pub fn entries_json(
+        self: &Arc<Self>,
+        group: &str,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        self.read_group(group, GroupRead::Entries)
     }
 
     /// The group's live keys as the text of a JSON array, in insertion order.
-    pub async fn keys_json(&self, group: &str) -> Result<String> {
-        json_array(&self.group_items(group).await?, |out, (key, _)| {
-            push_json_string(out, key);
-            Ok(())
-        })
+    pub fn keys_json(
+        self: &Arc<Self>,
+        group: &str,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        self.read_group(group, GroupRead::Keys)
     }
 
     /// The names of the groups with at least one live item, sorted by UTF-16 code units (as
