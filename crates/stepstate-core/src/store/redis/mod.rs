@@ -173,21 +173,47 @@ struct GroupKeys {
 }
 
 /// A call's place in the line of its key's calls (see [`RedisStore::in_line`]).
-type Place = std::pin::Pin<Box<dyn Future<Output = tokio::sync::OwnedMutexGuard<()>> + Send>>;
+enum Place {
+    /// The key's lock, held.
+    Held(tokio::sync::OwnedMutexGuard<()>),
+    /// Queued for the lock behind the calls made before.
+    Queued(std::pin::Pin<Box<dyn Future<Output = tokio::sync::OwnedMutexGuard<()>> + Send>>),
+    /// Nothing to wait for (a read that found no write in progress).
+    Free,
+}
 
-/// A place in the line of `lock`, taken now: the lock future polled once, so that it is queued
-/// (or holds the lock) from this moment.
-fn place(lock: &Arc<tokio::sync::Mutex<()>>) -> Place {
-    if let Ok(guard) = Arc::clone(lock).try_lock_owned() {
-        return Box::pin(std::future::ready(guard));
+impl Place {
+    /// Takes a place in the line of `lock` now: holds it when it is free, or queues for it
+    /// (the lock future polled once, so that it is in the queue from this moment).
+    fn take(lock: &Arc<tokio::sync::Mutex<()>>) -> Place {
+        if let Ok(guard) = Arc::clone(lock).try_lock_owned() {
+            return Place::Held(guard);
+        }
+        let mut queued = Box::pin(Arc::clone(lock).lock_owned());
+        match queued
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(guard) => Place::Held(guard),
+            std::task::Poll::Pending => Place::Queued(queued),
+        }
     }
-    let mut place: Place = Box::pin(Arc::clone(lock).lock_owned());
-    match place
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    {
-        std::task::Poll::Ready(guard) => Box::pin(std::future::ready(guard)),
-        std::task::Poll::Pending => place,
+
+    /// A read's place: behind the writes in the line of `lock` now, if any.
+    fn behind(lock: &Arc<tokio::sync::Mutex<()>>) -> Place {
+        if lock.try_lock().is_ok() {
+            return Place::Free;
+        }
+        Place::take(lock)
+    }
+
+    /// Waits for the calls before; the lock, held until dropped (none for a free place).
+    async fn reached(self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self {
+            Place::Held(guard) => Some(guard),
+            Place::Queued(queued) => Some(queued.await),
+            Place::Free => None,
+        }
     }
 }
 
@@ -707,24 +733,24 @@ impl RedisStore {
     /// a call's task may well run after the task of a call made later. A write holds its place
     /// until answered; a read only waits for the writes before it.
     fn in_line(&self, group: &str, key: &str) -> Place {
+        Place::take(self.key_lock(group, key))
+    }
+
+    fn key_lock(&self, group: &str, key: &str) -> &Arc<tokio::sync::Mutex<()>> {
         let hash = self.hasher.hash_one((group, key)) as usize;
-        place(&self.key_locks[hash % KEY_LOCKS])
+        &self.key_locks[hash % KEY_LOCKS]
     }
 
     /// Places in the lines of every key (a `clear`, which holds them until answered: after
     /// every write made before it, and before every call made after it).
     fn in_every_line(&self) -> Vec<Place> {
-        self.key_locks.iter().map(place).collect()
+        self.key_locks.iter().map(Place::take).collect()
     }
 
     /// Places behind the writes of any key in progress now (a read of a whole group waits for
     /// them; nothing waits for it).
     fn after_every_write(&self) -> Vec<Place> {
-        self.key_locks
-            .iter()
-            .filter(|lock| lock.try_lock().is_err())
-            .map(place)
-            .collect()
+        self.key_locks.iter().map(Place::behind).collect()
     }
 
     fn remember(&self, group: &str, key: &str, seen: Option<(Version, Arc<str>)>) {
@@ -796,7 +822,7 @@ impl RedisStore {
             Ttl::Default => self.options.rules.default_ttl_ms.unwrap_or(0),
         };
         let json: Arc<str> = Arc::from(value);
-        let _in_line = place.await;
+        let _in_line = place.reached().await;
         let reply = self
             .write(
                 group,
@@ -835,12 +861,12 @@ impl RedisStore {
         group: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<(String, Version)>>> + Send + 'static {
-        let place = self.in_line(group, key);
+        let place = Place::behind(self.key_lock(group, key));
         let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
         async move {
             // Not held while reading: reads of a key do not wait for each other, nor later
             // writes for them.
-            drop(place.await);
+            drop(place.reached().await);
             store.get_now(&group, &key).await
         }
     }
@@ -922,7 +948,7 @@ impl RedisStore {
     ) -> Result<WriteResult> {
         check_item(group, key)?;
         let ops = ops::parse_ops_cached(ops_json).map_err(|e| e.for_item("update", group, key))?;
-        let _in_line = place.await;
+        let _in_line = place.reached().await;
         // The value this process last saw: if it is current, one round trip does it.
         let mut current: Option<(Version, Arc<str>)> = self.known_version(group, key);
         loop {
@@ -991,7 +1017,7 @@ impl RedisStore {
         key: &str,
     ) -> Result<Option<Removed>> {
         check_item(group, key)?;
-        let _in_line = place.await;
+        let _in_line = place.reached().await;
         let reply = self.write(group, key, Write::Delete).await?;
         self.remember(group, key, None);
         match &reply {
@@ -1020,7 +1046,7 @@ impl RedisStore {
         async move {
             let mut in_line = Vec::with_capacity(places.len());
             for place in places {
-                in_line.push(place.await);
+                in_line.push(place.reached().await);
             }
             store.clear_now(&group).await
         }
@@ -1066,7 +1092,7 @@ impl RedisStore {
         let (store, group) = (Arc::clone(self), group.to_owned());
         async move {
             for place in before {
-                drop(place.await);
+                drop(place.reached().await);
             }
             let items = store.group_items(&group).await?;
             match read {
