@@ -172,24 +172,56 @@ struct GroupKeys {
     order: String,
 }
 
+/// The lock of a stripe of keys: reads share it, a write holds it alone; both are served
+/// first come, first served.
+type KeyLock = Arc<tokio::sync::RwLock<()>>;
+
+/// A key's lock, held.
+enum Guard {
+    #[allow(dead_code)] // held for its drop
+    Read(tokio::sync::OwnedRwLockReadGuard<()>),
+    #[allow(dead_code)] // held for its drop
+    Write(tokio::sync::OwnedRwLockWriteGuard<()>),
+}
+
 /// A call's place in the line of its key's calls (see [`RedisStore::in_line`]).
 enum Place {
     /// The key's lock, held.
-    Held(tokio::sync::OwnedMutexGuard<()>),
+    Held(Guard),
     /// Queued for the lock behind the calls made before.
-    Queued(std::pin::Pin<Box<dyn Future<Output = tokio::sync::OwnedMutexGuard<()>> + Send>>),
-    /// Nothing to wait for (a read that found no write in progress).
-    Free,
+    Queued(std::pin::Pin<Box<dyn Future<Output = Guard> + Send>>),
 }
 
 impl Place {
-    /// Takes a place in the line of `lock` now: holds it when it is free, or queues for it
-    /// (the lock future polled once, so that it is in the queue from this moment).
-    fn take(lock: &Arc<tokio::sync::Mutex<()>>) -> Place {
-        if let Ok(guard) = Arc::clone(lock).try_lock_owned() {
-            return Place::Held(guard);
+    /// A write's place in the line of `lock`, taken now: it holds the lock alone when it is
+    /// free, or queues for it (the lock future polled once, so that it is in the queue from
+    /// this moment).
+    fn write(lock: &KeyLock) -> Place {
+        match Arc::clone(lock).try_write_owned() {
+            Ok(guard) => Place::Held(Guard::Write(guard)),
+            Err(_) => {
+                let lock = Arc::clone(lock);
+                Place::queue(Box::pin(
+                    async move { Guard::Write(lock.write_owned().await) },
+                ))
+            }
         }
-        let mut queued = Box::pin(Arc::clone(lock).lock_owned());
+    }
+
+    /// A read's place: it shares the lock with other reads, behind the writes before it.
+    fn read(lock: &KeyLock) -> Place {
+        match Arc::clone(lock).try_read_owned() {
+            Ok(guard) => Place::Held(Guard::Read(guard)),
+            Err(_) => {
+                let lock = Arc::clone(lock);
+                Place::queue(Box::pin(
+                    async move { Guard::Read(lock.read_owned().await) },
+                ))
+            }
+        }
+    }
+
+    fn queue(mut queued: std::pin::Pin<Box<dyn Future<Output = Guard> + Send>>) -> Place {
         match queued
             .as_mut()
             .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
@@ -199,20 +231,11 @@ impl Place {
         }
     }
 
-    /// A read's place: behind the writes in the line of `lock` now, if any.
-    fn behind(lock: &Arc<tokio::sync::Mutex<()>>) -> Place {
-        if lock.try_lock().is_ok() {
-            return Place::Free;
-        }
-        Place::take(lock)
-    }
-
-    /// Waits for the calls before; the lock, held until dropped (none for a free place).
-    async fn reached(self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    /// Waits for the calls before; the lock, held until dropped.
+    async fn reached(self) -> Guard {
         match self {
-            Place::Held(guard) => Some(guard),
-            Place::Queued(queued) => Some(queued.await),
-            Place::Free => None,
+            Place::Held(guard) => guard,
+            Place::Queued(queued) => queued.await,
         }
     }
 }
@@ -251,6 +274,22 @@ struct Pending {
     reply: tokio::sync::oneshot::Sender<Result<Value>>,
 }
 
+/// A read waiting for the reader task, and where its reply goes.
+struct PendingRead {
+    items: String,
+    key: String,
+    /// The read's place in its key's line, let go once the read is sent.
+    held: Option<Guard>,
+    reply: tokio::sync::oneshot::Sender<Result<ReadReply>>,
+}
+
+/// An item's payload (none: absent), and when (local microseconds) its read was sent and
+/// answered.
+type ReadReply = (Option<String>, i64, i64);
+
+/// Most reads one pipeline carries.
+const BATCH_READS: usize = 256;
+
 /// Most writes one call of the write script carries, and about the most bytes of values: the
 /// writes waiting beyond that go in the next call.
 const BATCH_WRITES: usize = 256;
@@ -270,9 +309,11 @@ pub struct RedisStore {
     expiry_key: String,
     stream_key: String,
     events: Arc<EventBus>,
-    key_locks: Box<[Arc<tokio::sync::Mutex<()>>]>,
+    key_locks: Box<[KeyLock]>,
     /// The writes waiting for the writer task, which sends them to Redis in batches.
     writes: tokio::sync::mpsc::UnboundedSender<Pending>,
+    /// The reads waiting for the reader task, which sends them to Redis in pipelines.
+    reads: tokio::sync::mpsc::UnboundedSender<PendingRead>,
     hasher: foldhash::fast::RandomState,
     /// The last version and text this process saw of each key.
     known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>)>>,
@@ -410,8 +451,10 @@ impl RedisStore {
         .map_err(backend_error)?;
         let prefix = &options.prefix;
         let (writes, waiting) = tokio::sync::mpsc::unbounded_channel();
+        let (reads, reads_waiting) = tokio::sync::mpsc::unbounded_channel();
         let store = Arc::new(RedisStore {
             writes,
+            reads,
             connection,
             client,
             groups_key: format!("{prefix}groups"),
@@ -420,7 +463,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             events: Arc::new(EventBus::default()),
             key_locks: (0..KEY_LOCKS)
-                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .map(|_| Arc::new(tokio::sync::RwLock::new(())))
                 .collect(),
             hasher: foldhash::fast::RandomState::default(),
             known: Mutex::new(HashMap::new()),
@@ -440,6 +483,11 @@ impl RedisStore {
             .tasks
             .lock()
             .push(tokio::spawn(write_batches(writer, waiting)));
+        let reader = Arc::downgrade(&store);
+        store
+            .tasks
+            .lock()
+            .push(tokio::spawn(read_batches(reader, reads_waiting)));
         let sweeper = Arc::downgrade(&store);
         store.tasks.lock().push(tokio::spawn(async move {
             loop {
@@ -706,6 +754,51 @@ impl RedisStore {
         }
     }
 
+    /// Has the reader task `HGET` the item (with the reads waiting beside it, in one
+    /// pipeline); its payload, and when (local microseconds) the batch was sent and answered.
+    async fn read(&self, group: &str, key: &str, held: Guard) -> Result<ReadReply> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let (reply, replied) = tokio::sync::oneshot::channel();
+        self.reads
+            .send(PendingRead {
+                items: self.items_key(group),
+                key: key.to_owned(),
+                held: Some(held),
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        match tokio::time::timeout(self.options.command_timeout, replied).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(unreachable_within(&self.options)),
+        }
+    }
+
+    /// `HGET`s the reads of `batch` in one pipeline; their payloads, in order, with when the
+    /// batch was sent and answered.
+    async fn send_reads(&self, batch: &[PendingRead]) -> Result<(Vec<Option<String>>, i64, i64)> {
+        let mut pipeline = redis::pipe();
+        for pending in batch {
+            pipeline.cmd("HGET").arg(&pending.items).arg(&pending.key);
+        }
+        let mut connection = self.connection.clone();
+        let sent = self.clock.local_us();
+        let replies: Vec<Option<String>> = self
+            .bounded(async move { pipeline.query_async(&mut connection).await })
+            .await?;
+        let received = self.clock.local_us();
+        if replies.len() != batch.len() {
+            return Err(Error::Io(format!(
+                "unexpected reply from Redis to {} reads: {} replies",
+                batch.len(),
+                replies.len()
+            )));
+        }
+        Ok((replies, sent, received))
+    }
+
     /// Has the writer task send `write` (with the writes waiting beside it); its reply.
     async fn write(&self, group: &str, key: &str, write: Write) -> Result<Value> {
         if self.closed.load(Ordering::Acquire) {
@@ -728,15 +821,15 @@ impl RedisStore {
         }
     }
 
-    /// Takes a place in the line of the calls of `key` in this process, now, when the call is
-    /// made: the lock serves its waiters first come, first served from their first poll, and
-    /// a call's task may well run after the task of a call made later. A write holds its place
-    /// until answered; a read only waits for the writes before it.
+    /// Takes a write's place in the line of the calls of `key` in this process, now, when the
+    /// call is made: the lock serves its waiters first come, first served from their first
+    /// poll, and a call's task may well run after the task of a call made later. A write holds
+    /// its place until answered; a read (`Place::read`, shared with other reads) until sent.
     fn in_line(&self, group: &str, key: &str) -> Place {
-        Place::take(self.key_lock(group, key))
+        Place::write(self.key_lock(group, key))
     }
 
-    fn key_lock(&self, group: &str, key: &str) -> &Arc<tokio::sync::Mutex<()>> {
+    fn key_lock(&self, group: &str, key: &str) -> &KeyLock {
         let hash = self.hasher.hash_one((group, key)) as usize;
         &self.key_locks[hash % KEY_LOCKS]
     }
@@ -744,13 +837,13 @@ impl RedisStore {
     /// Places in the lines of every key (a `clear`, which holds them until answered: after
     /// every write made before it, and before every call made after it).
     fn in_every_line(&self) -> Vec<Place> {
-        self.key_locks.iter().map(Place::take).collect()
+        self.key_locks.iter().map(Place::write).collect()
     }
 
-    /// Places behind the writes of any key in progress now (a read of a whole group waits for
-    /// them; nothing waits for it).
+    /// Read places in the lines of every key (a read of a whole group waits behind the writes
+    /// made before it, and lets go at once).
     fn after_every_write(&self) -> Vec<Place> {
-        self.key_locks.iter().map(Place::behind).collect()
+        self.key_locks.iter().map(Place::read).collect()
     }
 
     fn remember(&self, group: &str, key: &str, seen: Option<(Version, Arc<str>)>) {
@@ -861,31 +954,24 @@ impl RedisStore {
         group: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<(String, Version)>>> + Send + 'static {
-        let place = Place::behind(self.key_lock(group, key));
+        let place = Place::read(self.key_lock(group, key));
         let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
         async move {
-            // Not held while reading: reads of a key do not wait for each other, nor later
-            // writes for them.
-            drop(place.reached().await);
-            store.get_now(&group, &key).await
+            // Held (shared with other reads) until the read is sent, not answered: a write
+            // made later goes after it.
+            let held = place.reached().await;
+            store.get_now(&group, &key, held).await
         }
     }
 
-    async fn get_now(&self, group: &str, key: &str) -> Result<Option<(String, Version)>> {
+    async fn get_now(
+        &self,
+        group: &str,
+        key: &str,
+        held: Guard,
+    ) -> Result<Option<(String, Version)>> {
         check_item(group, key)?;
-        let items = self.items_key(group);
-        let mut connection = self.connection.clone();
-        let sent = self.clock.local_us();
-        let reply: Option<String> = self
-            .bounded(async move {
-                redis::cmd("HGET")
-                    .arg(items)
-                    .arg(key)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
-        let received = self.clock.local_us();
+        let (reply, sent, received) = self.read(group, key, held).await?;
         let Some(payload) = reply else {
             return Ok(None);
         };
@@ -1253,6 +1339,68 @@ async fn write_batches(
                 Ok(replies) => {
                     for (pending, reply) in batch.into_iter().zip(replies) {
                         let _ = pending.reply.send(Ok(reply));
+                    }
+                }
+                Err(err) => {
+                    for pending in batch {
+                        let _ = pending.reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The reader task: sends the reads waiting in `queue` to Redis, all that wait at once in one
+/// pipeline of `HGET`s, and hands each its reply. Reads never conflict, so a pipeline goes as
+/// soon as it is made, beside those still out: one write to the socket and one reply to parse
+/// for many reads, instead of one each.
+async fn read_batches(
+    store: std::sync::Weak<RedisStore>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<PendingRead>,
+) {
+    let mut in_flight = tokio::task::JoinSet::new();
+    while let Some(first) = queue.recv().await {
+        while in_flight.try_join_next().is_some() {}
+        // The tasks of the calls made meanwhile run first and queue their reads: woken by the
+        // first, this task would otherwise run before them and send each read alone.
+        tokio::task::yield_now().await;
+        let mut batch = vec![first];
+        while batch.len() < BATCH_READS {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|pending| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        in_flight.spawn(async move {
+            let places: Vec<Guard> = batch
+                .iter_mut()
+                .filter_map(|read| read.held.take())
+                .collect();
+            let replies = {
+                let mut send = std::pin::pin!(store.send_reads(&batch));
+                // The pipeline joins the connection's queue in its first poll: a write made
+                // after these reads is sent after them from then on, so their places can go.
+                let first =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
+                drop(places);
+                match first {
+                    std::task::Poll::Ready(replies) => replies,
+                    std::task::Poll::Pending => send.await,
+                }
+            };
+            drop(store);
+            match replies {
+                Ok((replies, sent, received)) => {
+                    for (pending, reply) in batch.into_iter().zip(replies) {
+                        let _ = pending.reply.send(Ok((reply, sent, received)));
                     }
                 }
                 Err(err) => {
