@@ -6,7 +6,9 @@
 // - Atomicity: every write of one key (set, update, delete, an expiry) waits in line behind
 //   the previous one in this process (a chain of promises per key), and `clear(group)` waits for
 //   every write of its group in line and holds back the writes that come after it. So an
-//   `update` reads, computes and writes back with no other write of its key in between.
+//   `update` reads, computes and writes back with no other write of its key in between. A
+//   `get` waits for the writes of its key made before it, and a read of a whole group takes
+//   the group's line as a clear does: each call sees what was made before it, as in memory.
 // - Ops: `update` computes the new value with the core's op engine (`applyOps` in src/ops.rs,
 //   the same rules and error codes as every store); JavaScript has no op engine of its own.
 // - TTL: an item that expires is stored in an envelope (see ENVELOPE below) that carries its
@@ -344,15 +346,19 @@ class AdapterBackend {
     return (await this.liveEntries(group, 'keys')).map((entry) => entry.key)
   }
 
-  async liveEntries(group, action) {
+  /** The group's live items, read in the group's line: after the writes of the group made
+   *  before, and before those made after, as in memory. */
+  liveEntries(group, action) {
     checkNameLength('group', group)
-    const now = Date.now()
-    const items = await this.items(group, `${action} ${JSON.stringify(group)}`)
-    const out = []
-    for (const { key, item } of items) {
-      if (isLive(item, now)) out.push({ key, value: JSON.parse(item.text) })
-    }
-    return out
+    return this.groupInLine(group, async () => {
+      const now = Date.now()
+      const items = await this.items(group, `${action} ${JSON.stringify(group)}`)
+      const out = []
+      for (const { key, item } of items) {
+        if (isLive(item, now)) out.push({ key, value: JSON.parse(item.text) })
+      }
+      return out
+    })
   }
 
   /** Sorted names of the groups with a live item: a group whose items are known to have

@@ -841,7 +841,7 @@ impl RedisStore {
     }
 
     /// Read places in the lines of every key (a read of a whole group waits behind the writes
-    /// made before it, and lets go at once).
+    /// made before it, and lets go once it is sent).
     fn after_every_write(&self) -> Vec<Place> {
         self.key_locks.iter().map(Place::read).collect()
     }
@@ -1177,10 +1177,11 @@ impl RedisStore {
         let before = self.after_every_write();
         let (store, group) = (Arc::clone(self), group.to_owned());
         async move {
+            let mut places = Vec::with_capacity(before.len());
             for place in before {
-                drop(place.reached().await);
+                places.push(place.reached().await);
             }
-            let items = store.group_items(&group).await?;
+            let items = sent_then_release(store.group_items(&group), places).await?;
             match read {
                 GroupRead::Values => json_array(&items, |out, (_, payload)| {
                     out.push_str(parse_payload(payload)?.2);
@@ -1351,6 +1352,20 @@ async fn write_batches(
     }
 }
 
+/// Awaits `call`, a read, letting go of the places in line `held` as soon as it has joined the
+/// connection's queue (in its first poll): a write made after the read is sent after it from
+/// then on, so it need not wait for the read's reply. (While the connection is being made
+/// again, the first poll may end before the read joins the queue.)
+async fn sent_then_release<T, H>(call: impl Future<Output = T>, held: H) -> T {
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+    drop(held);
+    match first {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => call.await,
+    }
+}
+
 /// The reader task: sends the reads waiting in `queue` to Redis, all that wait at once in one
 /// pipeline of `HGET`s, and hands each its reply. Reads never conflict, so a pipeline goes as
 /// soon as it is made, beside those still out: one write to the socket and one reply to parse
@@ -1384,18 +1399,7 @@ async fn read_batches(
                 .iter_mut()
                 .filter_map(|read| read.held.take())
                 .collect();
-            let replies = {
-                let mut send = std::pin::pin!(store.send_reads(&batch));
-                // The pipeline joins the connection's queue in its first poll: a write made
-                // after these reads is sent after them from then on, so their places can go.
-                let first =
-                    std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
-                drop(places);
-                match first {
-                    std::task::Poll::Ready(replies) => replies,
-                    std::task::Poll::Pending => send.await,
-                }
-            };
+            let replies = sent_then_release(store.send_reads(&batch), places).await;
             drop(store);
             match replies {
                 Ok((replies, sent, received)) => {
