@@ -4,9 +4,9 @@
 //! The rules are the core's ([`write`](crate::write), [`ops`](crate::ops)): `update` runs the
 //! Rust op engine on the value it holds and stores the result with a compare-and-set on the
 //! item's version (a small script, [`scripts`]), retried when another process got there first.
-//! Within one process, writes to one key wait in line (striped async locks), so a process never
-//! conflicts with itself, and the last version it saw of each key is kept so that an
-//! uncontended update costs one round trip. Every write records its change event in a bounded
+//! Within one process, the calls of one key run in the order they were made ([`line`]), so a
+//! process never conflicts with itself, and the last version it saw of each key is kept so that
+//! an uncontended update costs one round trip. Writes and gets travel in batches ([`batch`]). Every write records its change event in a bounded
 //! Redis stream in the same atomic step; a reader task turns the stream into the store's
 //! [`EventBus`], resuming where it stopped after a dropped connection. Expiry is decided by the
 //! server's clock; any process sweeps, and each expired item is removed exactly once.
@@ -14,6 +14,8 @@
 //! Every call is async (tokio) and bounded by `command_timeout`: when Redis cannot be reached
 //! it fails with `BACKEND_UNAVAILABLE`, and the connection comes back by itself when Redis does.
 
+mod batch;
+mod line;
 mod scripts;
 
 use std::collections::HashMap;
@@ -33,6 +35,8 @@ use crate::events::{Change, EventBus, EventType, Publisher, Reason};
 use crate::json::push_json_string;
 use crate::ops;
 use crate::write::{check_item, check_name, Item, Rules, Ttl};
+use batch::{read_batches, write_batches, Pending, PendingRead, ReadReply, Write};
+use line::{sent_then_release, Guard, KeyLock, Place};
 use scripts::Scripts;
 
 /// Settings of a Redis store.
@@ -172,74 +176,6 @@ struct GroupKeys {
     order: String,
 }
 
-/// The lock of a stripe of keys: reads share it, a write holds it alone; both are served
-/// first come, first served.
-type KeyLock = Arc<tokio::sync::RwLock<()>>;
-
-/// A key's lock, held.
-enum Guard {
-    #[allow(dead_code)] // held for its drop
-    Read(tokio::sync::OwnedRwLockReadGuard<()>),
-    #[allow(dead_code)] // held for its drop
-    Write(tokio::sync::OwnedRwLockWriteGuard<()>),
-}
-
-/// A call's place in the line of its key's calls (see [`RedisStore::in_line`]).
-enum Place {
-    /// The key's lock, held.
-    Held(Guard),
-    /// Queued for the lock behind the calls made before.
-    Queued(std::pin::Pin<Box<dyn Future<Output = Guard> + Send>>),
-}
-
-impl Place {
-    /// A write's place in the line of `lock`, taken now: it holds the lock alone when it is
-    /// free, or queues for it (the lock future polled once, so that it is in the queue from
-    /// this moment).
-    fn write(lock: &KeyLock) -> Place {
-        match Arc::clone(lock).try_write_owned() {
-            Ok(guard) => Place::Held(Guard::Write(guard)),
-            Err(_) => {
-                let lock = Arc::clone(lock);
-                Place::queue(Box::pin(
-                    async move { Guard::Write(lock.write_owned().await) },
-                ))
-            }
-        }
-    }
-
-    /// A read's place: it shares the lock with other reads, behind the writes before it.
-    fn read(lock: &KeyLock) -> Place {
-        match Arc::clone(lock).try_read_owned() {
-            Ok(guard) => Place::Held(Guard::Read(guard)),
-            Err(_) => {
-                let lock = Arc::clone(lock);
-                Place::queue(Box::pin(
-                    async move { Guard::Read(lock.read_owned().await) },
-                ))
-            }
-        }
-    }
-
-    fn queue(mut queued: std::pin::Pin<Box<dyn Future<Output = Guard> + Send>>) -> Place {
-        match queued
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-        {
-            std::task::Poll::Ready(guard) => Place::Held(guard),
-            std::task::Poll::Pending => Place::Queued(queued),
-        }
-    }
-
-    /// Waits for the calls before; the lock, held until dropped.
-    async fn reached(self) -> Guard {
-        match self {
-            Place::Held(guard) => guard,
-            Place::Queued(queued) => queued.await,
-        }
-    }
-}
-
 /// What [`RedisStore::read_group`] gives of a group's items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupRead {
@@ -250,54 +186,6 @@ pub enum GroupRead {
     /// The keys.
     Keys,
 }
-
-/// One write, as the write script takes it (see [`scripts`]).
-enum Write {
-    Set {
-        json: Arc<str>,
-        ttl_ms: u64,
-    },
-    CompareAndSet {
-        expected: Version,
-        json: Arc<str>,
-        ttl_ms: u64,
-    },
-    Delete,
-    Clear,
-}
-
-/// A write waiting for the writer task, and where its reply goes.
-struct Pending {
-    write: Write,
-    group: String,
-    key: String,
-    reply: tokio::sync::oneshot::Sender<Result<Value>>,
-}
-
-/// A read waiting for the reader task, and where its reply goes.
-struct PendingRead {
-    items: String,
-    key: String,
-    /// The read's place in its key's line, let go once the read is sent.
-    held: Option<Guard>,
-    reply: tokio::sync::oneshot::Sender<Result<ReadReply>>,
-}
-
-/// An item's payload (none: absent), and when (local microseconds) its read was sent and
-/// answered.
-type ReadReply = (Option<String>, i64, i64);
-
-/// Most reads one pipeline carries.
-const BATCH_READS: usize = 256;
-
-/// Most writes one call of the write script carries, and about the most bytes of values: the
-/// writes waiting beyond that go in the next call.
-const BATCH_WRITES: usize = 256;
-const BATCH_BYTES: usize = 1 << 20;
-/// How many writes must wait before a second batch goes while one is out (see
-/// `write_batches`): with 64 writes in flight, 16 to 24 measured fastest (about a tenth more
-/// than one batch at a time), 8 and 48 no faster than one.
-const SECOND_BATCH: usize = 16;
 
 /// One store on a Redis server.
 pub struct RedisStore {
@@ -1279,151 +1167,6 @@ impl RedisStore {
 impl Drop for RedisStore {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// The writer task: sends the writes waiting in `queue` to Redis, many in one call of the write
-/// script, and hands each its reply. While no batch is out, the writes waiting go at once; while
-/// one is, the next goes only once [`SECOND_BATCH`] writes wait (and a third never): so writes
-/// that trickle in make up bigger batches, each paying for one call, while a busy process keeps
-/// Redis working on one batch as the next arrives. (Two writes of one key are never in flight
-/// together: a write holds its key's lock until answered.) A write whose caller stopped waiting
-/// (its call timed out) before it was sent is dropped, never sent late.
-async fn write_batches(
-    store: std::sync::Weak<RedisStore>,
-    mut queue: tokio::sync::mpsc::UnboundedReceiver<Pending>,
-) {
-    let mut in_flight = tokio::task::JoinSet::new();
-    let mut waiting: Vec<Pending> = Vec::new();
-    loop {
-        if in_flight.is_empty() {
-            if waiting.is_empty() {
-                match queue.recv().await {
-                    Some(first) => waiting.push(first),
-                    None => return,
-                }
-            }
-        } else {
-            tokio::select! {
-                _ = in_flight.join_next() => continue,
-                next = queue.recv() => match next {
-                    Some(next) => waiting.push(next),
-                    None => return,
-                },
-            }
-            if in_flight.len() >= 2 || waiting.len() + queue.len() < SECOND_BATCH {
-                continue;
-            }
-        }
-        let mut batch = std::mem::take(&mut waiting);
-        let mut bytes: usize = batch.iter().map(|pending| pending.write.bytes()).sum();
-        while batch.len() < BATCH_WRITES && bytes < BATCH_BYTES {
-            match queue.try_recv() {
-                Ok(next) => {
-                    bytes += next.write.bytes();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
-        batch.retain(|pending| !pending.reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        let Some(store) = store.upgrade() else {
-            return;
-        };
-        in_flight.spawn(async move {
-            let replies = store.send_batch(&batch).await;
-            drop(store);
-            match replies {
-                Ok(replies) => {
-                    for (pending, reply) in batch.into_iter().zip(replies) {
-                        let _ = pending.reply.send(Ok(reply));
-                    }
-                }
-                Err(err) => {
-                    for pending in batch {
-                        let _ = pending.reply.send(Err(err.clone()));
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// Awaits `call`, a read, letting go of the places in line `held` as soon as it has joined the
-/// connection's queue (in its first poll): a write made after the read is sent after it from
-/// then on, so it need not wait for the read's reply. (While the connection is being made
-/// again, the first poll may end before the read joins the queue.)
-async fn sent_then_release<T, H>(call: impl Future<Output = T>, held: H) -> T {
-    let mut call = std::pin::pin!(call);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
-    drop(held);
-    match first {
-        std::task::Poll::Ready(value) => value,
-        std::task::Poll::Pending => call.await,
-    }
-}
-
-/// The reader task: sends the reads waiting in `queue` to Redis, all that wait at once in one
-/// pipeline of `HGET`s, and hands each its reply. Reads never conflict, so a pipeline goes as
-/// soon as it is made, beside those still out: one write to the socket and one reply to parse
-/// for many reads, instead of one each.
-async fn read_batches(
-    store: std::sync::Weak<RedisStore>,
-    mut queue: tokio::sync::mpsc::UnboundedReceiver<PendingRead>,
-) {
-    let mut in_flight = tokio::task::JoinSet::new();
-    while let Some(first) = queue.recv().await {
-        while in_flight.try_join_next().is_some() {}
-        // The tasks of the calls made meanwhile run first and queue their reads: woken by the
-        // first, this task would otherwise run before them and send each read alone.
-        tokio::task::yield_now().await;
-        let mut batch = vec![first];
-        while batch.len() < BATCH_READS {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        batch.retain(|pending| !pending.reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        let Some(store) = store.upgrade() else {
-            return;
-        };
-        in_flight.spawn(async move {
-            let places: Vec<Guard> = batch
-                .iter_mut()
-                .filter_map(|read| read.held.take())
-                .collect();
-            let replies = sent_then_release(store.send_reads(&batch), places).await;
-            drop(store);
-            match replies {
-                Ok((replies, sent, received)) => {
-                    for (pending, reply) in batch.into_iter().zip(replies) {
-                        let _ = pending.reply.send(Ok((reply, sent, received)));
-                    }
-                }
-                Err(err) => {
-                    for pending in batch {
-                        let _ = pending.reply.send(Err(err.clone()));
-                    }
-                }
-            }
-        });
-    }
-}
-
-impl Write {
-    /// About the bytes it adds to a batch.
-    fn bytes(&self) -> usize {
-        match self {
-            Write::Set { json, .. } | Write::CompareAndSet { json, .. } => json.len(),
-            Write::Delete | Write::Clear => 0,
-        }
     }
 }
 
