@@ -184,10 +184,9 @@ pub fn redis_set_start(
     value: Text,
     ttl_ms: f64,
 ) -> Result<()> {
-    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
     let ttl = Ttl::from_millis_arg(ttl_ms);
     start(id, completions, call, move |store| {
-        let set = store.set(&group, &key, value.0, ttl);
+        let set = store.set(group.as_str(), key.as_str(), value.0, ttl);
         async move { Ok(set.await?.old.map(String::from)) }
     })
 }
@@ -201,9 +200,8 @@ pub fn redis_get_start(
     group: Name,
     key: Name,
 ) -> Result<()> {
-    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
     start(id, completions, call, move |store| {
-        let get = store.get(&group, &key);
+        let get = store.get(group.as_str(), key.as_str());
         async move { Ok(get.await?.map(|(text, _)| text)) }
     })
 }
@@ -219,9 +217,8 @@ pub fn redis_update_start(
     key: Name,
     ops: Text,
 ) -> Result<()> {
-    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
     start(id, completions, call, move |store| {
-        let update = store.update(&group, &key, &ops.0);
+        let update = store.update(group.as_str(), key.as_str(), &ops.0);
         async move { Ok(Some(update_pair(&update.await?))) }
     })
 }
@@ -235,9 +232,8 @@ pub fn redis_delete_start(
     group: Name,
     key: Name,
 ) -> Result<()> {
-    let (group, key) = (group.as_str().to_owned(), key.as_str().to_owned());
     start(id, completions, call, move |store| {
-        let delete = store.delete(&group, &key);
+        let delete = store.delete(group.as_str(), key.as_str());
         async move { Ok(delete.await?.map(|removed| String::from(removed.old))) }
     })
 }
@@ -256,9 +252,8 @@ fn update_pair(result: &stepstate_core::WriteResult) -> String {
 
 /// Connects to Redis at `url` (the change events under `prefix` are read from the first
 /// subscription on); resolves with the store's number. `command_timeout_ms` bounds every call
-/// (0: the default, 5 s);
-/// `tls_ca` is the certificate authority (PEM) a `rediss://` server's certificate must be
-/// signed by, instead of the system's.
+/// (0: the default, 5 s); `tls_ca` is the certificate authority (PEM) a `rediss://` server's
+/// certificate must be signed by, instead of the system's.
 #[napi]
 pub async fn redis_open(
     url: String,
@@ -290,9 +285,8 @@ pub fn redis_clear_start(
     call: u32,
     group: Name,
 ) -> Result<()> {
-    let group = group.as_str().to_owned();
     start(id, completions, call, move |store| {
-        let clear = store.clear(&group);
+        let clear = store.clear(group.as_str());
         async move { clear.await.map(|_| None) }
     })
 }

@@ -179,12 +179,9 @@ impl Redis {
         group: &Bound<'_, PyAny>,
         key: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let (group, key) = (
-            name(group, "group")?.to_owned(),
-            name(key, "key")?.to_owned(),
-        );
+        let (group, key) = (name(group, "group")?, name(key, "key")?);
         // Called now, not in the task: a call takes its place in its key's line when made.
-        let get = self.store()?.get(&group, &key);
+        let get = self.store()?.get(group, key);
         self.start(future, async move {
             Ok(text_reply(get.await?.map(|(text, _)| text)))
         })
@@ -198,13 +195,10 @@ impl Redis {
         value: &Bound<'_, PyAny>,
         ttl_ms: f64,
     ) -> PyResult<()> {
-        let (group, key) = (
-            name(group, "group")?.to_owned(),
-            name(key, "key")?.to_owned(),
-        );
+        let (group, key) = (name(group, "group")?, name(key, "key")?);
         let store = self.store()?;
-        let text = to_json(value).map_err(|err| to_py(err.for_item("set", &group, &key)))?;
-        let set = store.set(&group, &key, text, Ttl::from_millis_arg(ttl_ms));
+        let text = to_json(value).map_err(|err| to_py(err.for_item("set", group, key)))?;
+        let set = store.set(group, key, text, Ttl::from_millis_arg(ttl_ms));
         self.start(future, async move {
             Ok(text_reply(set.await?.old.map(String::from)))
         })
@@ -218,13 +212,10 @@ impl Redis {
         ops: &Bound<'_, PyAny>,
         with_old: bool,
     ) -> PyResult<()> {
-        let (group, key) = (
-            name(group, "group")?.to_owned(),
-            name(key, "key")?.to_owned(),
-        );
+        let (group, key) = (name(group, "group")?, name(key, "key")?);
         let store = self.store()?;
-        let ops = ops_to_json(ops).map_err(|err| to_py(err.for_item("update", &group, &key)))?;
-        let update = store.update(&group, &key, &ops);
+        let ops = ops_to_json(ops).map_err(|err| to_py(err.for_item("update", group, key)))?;
+        let update = store.update(group, key, &ops);
         self.start(future, async move {
             let result = update.await?;
             Ok(Reply::Updated {
@@ -240,11 +231,8 @@ impl Redis {
         group: &Bound<'_, PyAny>,
         key: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let (group, key) = (
-            name(group, "group")?.to_owned(),
-            name(key, "key")?.to_owned(),
-        );
-        let delete = self.store()?.delete(&group, &key);
+        let (group, key) = (name(group, "group")?, name(key, "key")?);
+        let delete = self.store()?.delete(group, key);
         self.start(future, async move {
             Ok(text_reply(
                 delete.await?.map(|removed| String::from(removed.old)),
