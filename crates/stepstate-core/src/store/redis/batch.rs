@@ -49,16 +49,16 @@ pub(super) struct PendingRead {
 pub(super) type ReadReply = (Option<String>, i64, i64);
 
 /// Most reads one pipeline carries.
-pub(super) const BATCH_READS: usize = 256;
+const BATCH_READS: usize = 256;
 
-/// Most writes one call of the write script carries, and about the most bytes of values: the
-/// writes waiting beyond that go in the next call.
-pub(super) const BATCH_WRITES: usize = 256;
-pub(super) const BATCH_BYTES: usize = 1 << 20;
+/// Most writes one call of the write script carries, and about the most bytes of values in a
+/// batch: the calls waiting beyond that go in the next one.
+const BATCH_WRITES: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
 /// How many writes must wait before a second batch goes while one is out (see
 /// `write_batches`): with 64 writes in flight, 16 to 24 measured fastest (about a tenth more
 /// than one batch at a time), 8 and 48 no faster than one.
-pub(super) const SECOND_BATCH: usize = 16;
+const SECOND_BATCH: usize = 16;
 
 /// A call waiting in a batch.
 trait Waiting {
@@ -85,6 +85,26 @@ impl Waiting for PendingRead {
     }
     fn answer(self, reply: Result<ReadReply>) {
         let _ = self.reply.send(reply);
+    }
+}
+
+/// Adds the calls waiting in `queue` to `batch`, up to `most` calls and about [`BATCH_BYTES`]
+/// of values (`bytes` of each).
+fn take_waiting<P>(
+    queue: &mut tokio::sync::mpsc::UnboundedReceiver<P>,
+    batch: &mut Vec<P>,
+    most: usize,
+    bytes: impl Fn(&P) -> usize,
+) {
+    let mut total: usize = batch.iter().map(&bytes).sum();
+    while batch.len() < most && total < BATCH_BYTES {
+        match queue.try_recv() {
+            Ok(next) => {
+                total += bytes(&next);
+                batch.push(next);
+            }
+            Err(_) => break,
+        }
     }
 }
 
@@ -155,16 +175,9 @@ pub(super) async fn write_batches(
             }
         }
         let mut batch = std::mem::take(&mut waiting);
-        let mut bytes: usize = batch.iter().map(|pending| pending.write.bytes()).sum();
-        while batch.len() < BATCH_WRITES && bytes < BATCH_BYTES {
-            match queue.try_recv() {
-                Ok(next) => {
-                    bytes += next.write.bytes();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
+        take_waiting(&mut queue, &mut batch, BATCH_WRITES, |pending| {
+            pending.write.bytes()
+        });
         if !still_waited_for(&mut batch) {
             continue;
         }
@@ -194,12 +207,7 @@ pub(super) async fn read_batches(
         // first, this task would otherwise run before them and send each read alone.
         tokio::task::yield_now().await;
         let mut batch = vec![first];
-        while batch.len() < BATCH_READS {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        take_waiting(&mut queue, &mut batch, BATCH_READS, |_| 0);
         if !still_waited_for(&mut batch) {
             continue;
         }

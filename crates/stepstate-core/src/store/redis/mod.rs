@@ -645,23 +645,13 @@ impl RedisStore {
     /// Has the reader task `HGET` the item (with the reads waiting beside it, in one
     /// pipeline); its payload, and when (local microseconds) the batch was sent and answered.
     async fn read(&self, group: &str, key: &str, held: Guard) -> Result<ReadReply> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        let (reply, replied) = tokio::sync::oneshot::channel();
-        self.reads
-            .send(PendingRead {
-                items: self.items_key(group),
-                key: key.to_owned(),
-                held: Some(held),
-                reply,
-            })
-            .map_err(|_| Error::Closed)?;
-        match tokio::time::timeout(self.options.command_timeout, replied).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(unreachable_within(&self.options)),
-        }
+        self.batched(&self.reads, |reply| PendingRead {
+            items: self.items_key(group),
+            key: key.to_owned(),
+            held: Some(held),
+            reply,
+        })
+        .await
     }
 
     /// `HGET`s the reads of `batch` in one pipeline; their payloads, in order, with when the
@@ -689,19 +679,28 @@ impl RedisStore {
 
     /// Has the writer task send `write` (with the writes waiting beside it); its reply.
     async fn write(&self, group: &str, key: &str, write: Write) -> Result<Value> {
+        self.batched(&self.writes, |reply| Pending {
+            write,
+            group: group.to_owned(),
+            key: key.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Queues a call for a batching task (`call` makes it around the channel of its reply) and
+    /// waits for its reply within `command_timeout`. A call still waiting when this gives up is
+    /// dropped, never sent late (see [`batch`]).
+    async fn batched<P, R>(
+        &self,
+        queue: &tokio::sync::mpsc::UnboundedSender<P>,
+        call: impl FnOnce(tokio::sync::oneshot::Sender<Result<R>>) -> P,
+    ) -> Result<R> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         let (reply, replied) = tokio::sync::oneshot::channel();
-        self.writes
-            .send(Pending {
-                write,
-                group: group.to_owned(),
-                key: key.to_owned(),
-                reply,
-            })
-            .map_err(|_| Error::Closed)?;
-        // A write still waiting when this gives up is dropped (see `write_batches`).
+        queue.send(call(reply)).map_err(|_| Error::Closed)?;
         match tokio::time::timeout(self.options.command_timeout, replied).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(Error::Closed),
