@@ -256,3 +256,61 @@ fn rediss_connects_to_a_server_whose_certificate_the_given_authority_signed() {
         );
     });
 }
+
+/// CPU time (user and system) that the threads named `name` of this process have used.
+fn cpu_of_threads(name: &str) -> Duration {
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended
+        };
+        let (comm, rest) = stat.split_once(") ").unwrap();
+        if !comm.ends_with(&format!("({name}")) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split(' ').collect();
+        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second)
+}
+
+#[test]
+fn the_worker_kept_awake_for_awaited_calls_sleeps_once_they_stop() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("spin-check")
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = open(&server, "t-spin:").await;
+        // Awaited one at a time: the worker stays awake between them.
+        for i in 0..300 {
+            store
+                .set(
+                    "g",
+                    &format!("k{}", i % 10),
+                    format!("{i}").into(),
+                    Ttl::Default,
+                )
+                .await
+                .unwrap();
+            store.get("g", "k1").await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = cpu_of_threads("spin-check");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let idle = cpu_of_threads("spin-check") - before;
+        // Awake all along, it would have used about the whole second; asleep, it wakes only
+        // for the expiry sweep (4 round trips).
+        assert!(
+            idle < Duration::from_millis(100),
+            "the worker used {idle:?} of 1 s with no calls"
+        );
+        store.close();
+    });
+}

@@ -17,6 +17,7 @@
 mod batch;
 mod line;
 mod scripts;
+mod spin;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -214,6 +215,8 @@ pub struct RedisStore {
     /// the events after it (the ones committed after it subscribed).
     position: Mutex<u128>,
     reader_started: AtomicBool,
+    /// The calls in flight, and the task that keeps the worker awake while they are few.
+    spin: Arc<spin::Spin>,
     closed: AtomicBool,
 }
 
@@ -360,6 +363,7 @@ impl RedisStore {
             runtime: tokio::runtime::Handle::current(),
             position: Mutex::new(0),
             reader_started: AtomicBool::new(false),
+            spin: Arc::default(),
             closed: AtomicBool::new(false),
             options,
         });
@@ -376,6 +380,10 @@ impl RedisStore {
             .tasks
             .lock()
             .push(tokio::spawn(read_batches(reader, reads_waiting)));
+        store
+            .tasks
+            .lock()
+            .push(tokio::spawn(spin::keep_awake(Arc::clone(&store.spin))));
         let sweeper = Arc::downgrade(&store);
         store.tasks.lock().push(tokio::spawn(async move {
             loop {
@@ -700,6 +708,7 @@ impl RedisStore {
             return Err(Error::Closed);
         }
         let (reply, replied) = tokio::sync::oneshot::channel();
+        let _in_flight = self.spin.call();
         queue.send(call(reply)).map_err(|_| Error::Closed)?;
         match tokio::time::timeout(self.options.command_timeout, replied).await {
             Ok(Ok(reply)) => reply,
