@@ -95,11 +95,14 @@ class RedisBackend {
     this.settings = settings
     this.redis = redisSettings(options)
     this.id = 0 // the native store's number once open
-    // The writes of this manager still in progress: events are delivered only after the writes
-    // in progress when they arrived have settled, so that a listener never hears of a write
-    // before that write's own promise resolved (the event and the reply reach this process on
-    // different connections, in either order).
-    this.writes = new Set()
+    // The writes of this manager still in progress, by their order of starting (`writeCount`):
+    // events are delivered only after the writes in progress when they arrived have settled,
+    // so that a listener never hears of a write before that write's own promise resolved (the
+    // event and the reply reach this process on different connections, in either order).
+    // `heldEvents`: [last write started, drain, ...] of the event batches waiting for them.
+    this.writing = new Set()
+    this.writeCount = 0
+    this.heldEvents = []
     // The calls started and not yet completed, by number (see `call`), and the native queue of
     // their outcomes: one wake-up of this thread delivers every outcome waiting.
     this.pending = new Map()
@@ -110,9 +113,10 @@ class RedisBackend {
 
   /**
    * A Promise of one native call: `start(completions, call)` starts it under the number
-   * `call`; its reply's text (or null) settles the Promise through `finish(text)`.
+   * `call`; its reply's text (or null) settles the Promise through `finish(text)`. `write`:
+   * whether it changes the store (see `writing`).
    */
-  call(start, finish) {
+  call(start, finish, write = false) {
     return new Promise((resolve, reject) => {
       const call = (this.nextCall = (this.nextCall + 1) >>> 0)
       try {
@@ -123,7 +127,12 @@ class RedisBackend {
       }
       // Calls in flight keep the process alive, as any pending I/O does.
       if (this.pending.size === 0) native.redisHold(this.completions, true)
-      this.pending.set(call, { resolve, reject, finish })
+      let order = 0
+      if (write) {
+        order = ++this.writeCount
+        this.writing.add(order)
+      }
+      this.pending.set(call, { resolve, reject, finish, write: order })
     })
   }
 
@@ -135,6 +144,7 @@ class RedisBackend {
       const call = pending.get(done[i])
       if (call === undefined) continue
       pending.delete(done[i])
+      if (call.write !== 0) this.writing.delete(call.write)
       if (done[i + 1] !== 0) {
         call.reject(fromNative({ message: done[i + 2] }))
         continue
@@ -148,6 +158,7 @@ class RedisBackend {
       }
       call.resolve(value)
     }
+    if (this.heldEvents.length > 0) this.releaseEvents()
     if (pending.size === 0) {
       native.redisHold(this.completions, false)
       if (this.closed) this.release()
@@ -160,13 +171,17 @@ class RedisBackend {
     if (this.completions !== null) native.redisRelease(this.completions)
   }
 
-  /** `promise` of a write, remembered until it settles. */
-  write(promise) {
-    const writes = this.writes
-    writes.add(promise)
-    const settled = () => writes.delete(promise)
-    promise.then(settled, settled)
-    return promise
+  /** Delivers, on a later turn of the event loop, the event batches held for writes that have
+   *  all settled now (`writing` iterates in order of starting: its first is the oldest). */
+  releaseEvents() {
+    const held = this.heldEvents
+    const oldest = this.writing.size === 0 ? Infinity : this.writing.values().next().value
+    let done = 0
+    while (done < held.length && held[done] < oldest) {
+      setImmediate(held[done + 1])
+      done += 2
+    }
+    if (done > 0) held.splice(0, done)
   }
 
   open() {
@@ -179,11 +194,10 @@ class RedisBackend {
   }
 
   set(group, key, text, value, ttlMs) {
-    return this.write(
-      this.call(
-        (completions, call) => native.redisSetStart(this.id, completions, call, group, key, text, ttlMs),
-        (old) => ({ new_value: value, old_value: parseOrNull(old) }),
-      ),
+    return this.call(
+      (completions, call) => native.redisSetStart(this.id, completions, call, group, key, text, ttlMs),
+      (old) => ({ new_value: value, old_value: parseOrNull(old) }),
+      true,
     )
   }
 
@@ -192,25 +206,22 @@ class RedisBackend {
   }
 
   update(group, key, opsText) {
-    return this.write(
-      this.call(
-        (completions, call) => native.redisUpdateStart(this.id, completions, call, group, key, opsText),
-        (pair) => {
-          const values = JSON.parse(pair)
-          return { new_value: values[0], old_value: values[1] }
-        },
-      ),
+    return this.call(
+      (completions, call) => native.redisUpdateStart(this.id, completions, call, group, key, opsText),
+      (pair) => {
+        const values = JSON.parse(pair)
+        return { new_value: values[0], old_value: values[1] }
+      },
+      true,
     )
   }
 
   delete(group, key) {
-    return this.write(
-      this.call((completions, call) => native.redisDeleteStart(this.id, completions, call, group, key), parseOrNull),
-    )
+    return this.call((completions, call) => native.redisDeleteStart(this.id, completions, call, group, key), parseOrNull, true)
   }
 
   clear(group) {
-    return this.write(this.call((completions, call) => native.redisClearStart(this.id, completions, call, group), () => undefined))
+    return this.call((completions, call) => native.redisClearStart(this.id, completions, call, group), () => undefined, true)
   }
 
   /** `read` 'values', 'entries' or 'keys' of the whole group, parsed. */
@@ -237,10 +248,9 @@ class RedisBackend {
   /** As native.js: events arrive in parsed batches, here from every process on the prefix,
    *  each batch on a later turn of the event loop than the replies of the writes it follows. */
   subscribe(group, key, deliver) {
-    const later = (drain) => setImmediate(drain)
     const schedule = (drain) => {
-      if (this.writes.size === 0) later(drain)
-      else Promise.allSettled([...this.writes]).then(() => later(drain))
+      if (this.writing.size === 0) setImmediate(drain)
+      else this.heldEvents.push(this.writeCount, drain)
     }
     return subscribeNative((ready) => native.redisSubscribe(this.id, group, key, ready), deliver, schedule)
   }
