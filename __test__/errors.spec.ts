@@ -86,6 +86,30 @@ describe('names at the size limit', () => {
     await state.clear(group)
     expect(await state.listGroups()).toEqual([])
   })
+
+  it('keeps every byte of names from 115 to 135 bytes long, whatever character ends them', async () => {
+    // Names of up to about 124 bytes are read onto the stack, longer ones onto the heap; a
+    // multi-byte character may straddle that limit.
+    const state = freshManager()
+    const names: string[] = []
+    for (let bytes = 115; bytes <= 135; bytes++) {
+      for (const last of ['x', 'é', '€', '😀']) {
+        const lastBytes = Buffer.byteLength(last)
+        if (bytes < lastBytes) continue
+        names.push('n'.repeat(bytes - lastBytes) + last)
+      }
+    }
+    for (const name of names) {
+      await state.set(name, name, name)
+      await state.update('g', name, [{ type: 'set', path: 'name', value: name }])
+    }
+    for (const name of names) {
+      expect(await state.get(name, name)).toBe(name)
+    }
+    expect(await state.keys('g')).toEqual(names)
+    expect(await state.listGroups()).toEqual([...names, 'g'].sort())
+    for (const name of names) expect(await state.delete('g', name)).toEqual({ name })
+  })
 })
 
 describe('values that are not JSON', () => {

@@ -10,25 +10,34 @@ use std::mem::MaybeUninit;
 use stepstate_core::write::{name_too_long, MAX_NAME_BYTES};
 use stepstate_core::Error;
 
-/// Room for a name: any string of at most `MAX_NAME_BYTES` bytes fits, and N-API writes only
-/// whole characters, so a longer string always fills more than `MAX_NAME_BYTES` bytes of it.
-const NAME_BUFFER: usize = MAX_NAME_BYTES + 8;
+/// Bytes of a name read onto the stack: most names fit, and a `Name` stays small enough to
+/// move for nothing (a name may be up to `MAX_NAME_BYTES`; a longer one goes to the heap).
+const INLINE_NAME: usize = 128;
 
-/// A group name or key, read from a JS string into a buffer on the stack: one N-API call and no
-/// allocation per argument (the generic `String` conversion makes two calls and a heap copy).
-pub struct Name {
-    len: usize,
-    buf: [MaybeUninit<u8>; NAME_BUFFER],
+/// A group name or key, read from a JS string: onto the stack with one N-API call and no
+/// allocation when it is shorter than [`INLINE_NAME`] bytes of UTF-8 (the generic `String`
+/// conversion makes two calls and a heap copy), onto the heap otherwise.
+pub struct Name(NameBytes);
+
+enum NameBytes {
+    Inline {
+        len: u8,
+        buf: [MaybeUninit<u8>; INLINE_NAME],
+    },
+    Heap(String),
 }
 
 impl Name {
     pub(crate) fn as_str(&self) -> &str {
-        // SAFETY: napi_get_value_string_utf8 initialized `len` bytes with valid UTF-8.
-        unsafe {
-            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
-                self.buf.as_ptr().cast::<u8>(),
-                self.len,
-            ))
+        match &self.0 {
+            // SAFETY: napi_get_value_string_utf8 initialized `len` bytes with valid UTF-8.
+            NameBytes::Inline { len, buf } => unsafe {
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                    buf.as_ptr().cast::<u8>(),
+                    usize::from(*len),
+                ))
+            },
+            NameBytes::Heap(name) => name,
         }
     }
 }
@@ -42,34 +51,48 @@ impl std::ops::Deref for Name {
 
 impl ValidateNapiValue for Name {}
 
+/// Reads the JS string `value` as UTF-8 into `buf` (at most `buf.len() - 1` bytes, whole
+/// characters only); the bytes written, or `None` when `value` is not a string.
+unsafe fn read_utf8(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    buf: *mut std::ffi::c_char,
+    size: usize,
+) -> Option<usize> {
+    let mut len = 0;
+    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf, size, &mut len) };
+    (status == sys::Status::napi_ok).then_some(len)
+}
+
 impl FromNapiValue for Name {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        let mut name = Name {
-            len: 0,
-            buf: [MaybeUninit::uninit(); NAME_BUFFER],
-        };
-        let status = unsafe {
-            sys::napi_get_value_string_utf8(
-                env,
-                value,
-                name.buf.as_mut_ptr().cast(),
-                NAME_BUFFER,
-                &mut name.len,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            return Err(to_js(Error::InvalidArgument(
+        let not_a_string = || {
+            to_js(Error::InvalidArgument(
                 "group and key must be strings".into(),
-            )));
+            ))
+        };
+        let mut buf = [MaybeUninit::uninit(); INLINE_NAME];
+        let len = unsafe { read_utf8(env, value, buf.as_mut_ptr().cast(), INLINE_NAME) }
+            .ok_or_else(not_a_string)?;
+        // A string cut short fills the buffer to within 3 bytes (whole characters only).
+        if len + 4 < INLINE_NAME {
+            return Ok(Name(NameBytes::Inline {
+                len: len as u8,
+                buf,
+            }));
         }
-        if name.len > MAX_NAME_BYTES {
-            let mut full = 0;
-            unsafe {
-                sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut full)
-            };
+        let full =
+            unsafe { read_utf8(env, value, std::ptr::null_mut(), 0) }.ok_or_else(not_a_string)?;
+        if full > MAX_NAME_BYTES {
             return Err(to_js(name_too_long("group or key", full)));
         }
-        Ok(name)
+        let mut bytes = vec![0u8; full + 1];
+        let len = unsafe { read_utf8(env, value, bytes.as_mut_ptr().cast(), full + 1) }
+            .ok_or_else(not_a_string)?;
+        bytes.truncate(len);
+        String::from_utf8(bytes)
+            .map(|name| Name(NameBytes::Heap(name)))
+            .map_err(|_| not_a_string())
     }
 }
 
