@@ -8,18 +8,23 @@
 //! is made or answered: it yields, and a worker with nothing else to run then polls its sockets
 //! without sleeping. A call made in that time is picked up, and a reply read, with no wake-up.
 //!
-//! The cost is the worker's time in those moments: with a Redis that answers within `LINGER`
-//! (on the same machine or network), about the time the calls are in flight; with a slower
-//! one, `LINGER` per call at most. With many calls in flight the worker is busy anyway, and the
-//! task sleeps.
+//! The cost is the worker's time in those moments: the time the calls are in flight, up to
+//! `LINGER` each, and `LINGER` after the last. It is paid only for a Redis that answers quickly
+//! (on the same machine or network): once a call took longer than [`FAST_ROUND_TRIP`], as calls
+//! to a distant server do, the worker sleeps as usual until a call is answered within it again
+//! (a wake-up is then a small part of a call's time). With many calls in flight the worker is
+//! busy anyway, and the task sleeps.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most calls in flight for which the worker is kept awake.
 const MOST_IN_FLIGHT: usize = 4;
 /// How long the worker stays awake after a call was made or answered.
 const LINGER: Duration = Duration::from_micros(100);
+/// The longest time from a call to its answer for which the worker is kept awake: a local Redis
+/// answers in well under this, even with the worker asleep.
+const FAST_ROUND_TRIP: Duration = Duration::from_micros(500);
 
 /// The calls of a store in flight, when one was last made or answered, and the wake-up of the
 /// task that keeps the worker awake.
@@ -27,18 +32,22 @@ pub(super) struct Spin {
     in_flight: AtomicUsize,
     /// Nanoseconds after `start` of the last call made or answered.
     last_activity_ns: AtomicU64,
+    /// Whether the last call answered took at most [`FAST_ROUND_TRIP`].
+    fast: AtomicBool,
     start: Instant,
     wake: tokio::sync::Notify,
 }
 
-/// A call in flight, counted until dropped (answered, failed or given up).
-pub(super) struct InFlight<'a>(&'a Spin);
+/// A call in flight, counted until dropped (answered, failed or given up), and when it was made
+/// (nanoseconds after `Spin::start`).
+pub(super) struct InFlight<'a>(&'a Spin, u64);
 
 impl Default for Spin {
     fn default() -> Spin {
         Spin {
             in_flight: AtomicUsize::new(0),
             last_activity_ns: AtomicU64::new(0),
+            fast: AtomicBool::new(true),
             start: Instant::now(),
             wake: tokio::sync::Notify::new(),
         }
@@ -48,16 +57,18 @@ impl Default for Spin {
 impl Spin {
     /// Counts a call in flight until the returned value is dropped.
     pub(super) fn call(&self) -> InFlight<'_> {
-        self.touch();
+        let now = self.touch();
         if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
             self.wake.notify_one();
         }
-        InFlight(self)
+        InFlight(self, now)
     }
 
-    fn touch(&self) {
-        self.last_activity_ns
-            .store(self.elapsed_ns(), Ordering::Release);
+    /// Records activity now; returns now.
+    fn touch(&self) -> u64 {
+        let now = self.elapsed_ns();
+        self.last_activity_ns.store(now, Ordering::Release);
+        now
     }
 
     fn elapsed_ns(&self) -> u64 {
@@ -66,20 +77,32 @@ impl Spin {
 
     /// Whether the worker should stay awake now.
     fn lingers(&self) -> bool {
-        if self.in_flight.load(Ordering::Acquire) > MOST_IN_FLIGHT {
+        self.lingers_at(self.elapsed_ns())
+    }
+
+    /// Whether the worker should stay awake at `now_ns` (nanoseconds after `start`).
+    fn lingers_at(&self, now_ns: u64) -> bool {
+        if self.in_flight.load(Ordering::Acquire) > MOST_IN_FLIGHT
+            || !self.fast.load(Ordering::Acquire)
+        {
             return false;
         }
-        let idle_ns = self
-            .elapsed_ns()
-            .saturating_sub(self.last_activity_ns.load(Ordering::Acquire));
+        let idle_ns = now_ns.saturating_sub(self.last_activity_ns.load(Ordering::Acquire));
         idle_ns <= LINGER.as_nanos() as u64
+    }
+
+    /// Records a call made at `made_ns` and answered (or given up) at `now_ns`.
+    fn answered(&self, made_ns: u64, now_ns: u64) {
+        self.last_activity_ns.store(now_ns, Ordering::Release);
+        let fast = now_ns.saturating_sub(made_ns) <= FAST_ROUND_TRIP.as_nanos() as u64;
+        self.fast.store(fast, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.answered(self.1, self.0.elapsed_ns());
     }
 }
 
@@ -90,5 +113,56 @@ pub(super) async fn keep_awake(spin: std::sync::Arc<Spin>) {
         while spin.lingers() {
             tokio::task::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: u64 = 1_000;
+
+    /// A call counted in flight, made at `made_ns`, whose answer the test records itself.
+    fn call_at(spin: &Spin, made_ns: u64) -> u64 {
+        std::mem::forget(spin.call());
+        spin.last_activity_ns.store(made_ns, Ordering::Release);
+        made_ns
+    }
+
+    #[test]
+    fn the_worker_lingers_after_quick_calls_and_not_after_a_slow_one() {
+        let spin = Spin::default();
+        let t = 10_000 * US;
+        let made = call_at(&spin, t);
+        assert!(spin.lingers_at(t + 80 * US), "a call in flight");
+        assert!(
+            !spin.lingers_at(t + 120 * US),
+            "unanswered for longer than LINGER"
+        );
+        spin.answered(made, t + 50 * US);
+        assert!(spin.lingers_at(t + 100 * US), "just after a quick answer");
+        assert!(!spin.lingers_at(t + 200 * US), "long after the last call");
+
+        let made = call_at(&spin, t + 1_000 * US);
+        spin.answered(made, t + 2_000 * US); // 1 ms: a distant server
+        let made = call_at(&spin, t + 2_010 * US);
+        assert!(
+            !spin.lingers_at(t + 2_020 * US),
+            "a call in flight after a slow one"
+        );
+        spin.answered(made, t + 2_060 * US);
+        assert!(spin.lingers_at(t + 2_070 * US), "a quick answer again");
+    }
+
+    #[test]
+    fn the_worker_does_not_linger_for_many_calls_in_flight() {
+        let spin = Spin::default();
+        let now = spin.elapsed_ns();
+        for _ in 0..MOST_IN_FLIGHT {
+            call_at(&spin, now);
+        }
+        assert!(spin.lingers_at(now));
+        call_at(&spin, now);
+        assert!(!spin.lingers_at(now));
     }
 }
