@@ -314,3 +314,55 @@ fn the_worker_kept_awake_for_awaited_calls_sleeps_once_they_stop() {
         store.close();
     });
 }
+
+#[test]
+fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or_in_batches() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let mut options = RedisOptions::new(server.url());
+        options.prefix = "t-trim:".into();
+        options.events_kept = 1000;
+        let store = RedisStore::open(options).await.unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let admin = client.get_multiplexed_async_connection().await.unwrap();
+        let stream_length = |mut admin: redis::aio::MultiplexedConnection| async move {
+            redis::cmd("XLEN")
+                .arg("t-trim:events")
+                .query_async::<u64>(&mut admin)
+                .await
+                .unwrap()
+        };
+        // Awaited one at a time: one event per script.
+        for i in 0..1500 {
+            store
+                .set("g", &format!("k{}", i % 50), format!("{i}"), Ttl::Default)
+                .await
+                .unwrap();
+        }
+        let alone = stream_length(admin.clone()).await;
+        // Many in flight: batches of events per script.
+        let calls: Vec<_> = (0..5000)
+            .map(|i| {
+                tokio::spawn(store.set("g", &format!("k{}", i % 500), format!("{i}"), Ttl::Default))
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        let batched = stream_length(admin.clone()).await;
+        // A clear of 500 items: 500 events in one script.
+        store.clear("g").await.unwrap();
+        let cleared = stream_length(admin.clone()).await;
+        // `MAXLEN ~` trims whole nodes of the stream (100 entries by default), and a script
+        // trims at its first event and every 64th.
+        for (when, length) in [("alone", alone), ("batched", batched), ("cleared", cleared)] {
+            assert!(
+                (1000..=1000 + 100 + 64).contains(&length),
+                "{when}: {length} entries kept for events_kept 1000"
+            );
+        }
+        store.close();
+    });
+}
