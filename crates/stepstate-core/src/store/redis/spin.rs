@@ -13,7 +13,9 @@
 //! (on the same machine or network): once a call took longer than [`FAST_ROUND_TRIP`], as calls
 //! to a distant server do, the worker sleeps as usual until a call is answered within it again
 //! (a wake-up is then a small part of a call's time). With many calls in flight the worker is
-//! busy anyway, and the task sleeps.
+//! busy anyway, and the task sleeps. And one store's task at a time keeps a worker awake in a
+//! process: in Node every store shares one worker, but in Python each manager has a runtime of
+//! its own, and several busy threads would only compete for the cores.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -106,10 +108,36 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Whether a store's task is keeping a worker awake in this process (see the module).
+static KEEPING_AWAKE: AtomicBool = AtomicBool::new(false);
+
+/// The turn to keep a worker awake, held until dropped.
+struct Turn;
+
+impl Turn {
+    /// The turn, unless another store's task has it.
+    fn take() -> Option<Turn> {
+        KEEPING_AWAKE
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Turn)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        KEEPING_AWAKE.store(false, Ordering::Release);
+    }
+}
+
 /// The task that keeps the worker awake (see the module), until the store aborts it.
 pub(super) async fn keep_awake(spin: std::sync::Arc<Spin>) {
     loop {
         spin.wake.notified().await;
+        // Another store's task keeps a worker awake: this one tries again at its next call.
+        let Some(_turn) = Turn::take() else {
+            continue;
+        };
         while spin.lingers() {
             tokio::task::yield_now().await;
         }
@@ -152,6 +180,18 @@ mod tests {
         );
         spin.answered(made, t + 2_060 * US);
         assert!(spin.lingers_at(t + 2_070 * US), "a quick answer again");
+    }
+
+    #[test]
+    fn one_store_at_a_time_keeps_a_worker_awake() {
+        let turn = Turn::take().expect("nobody else has the turn in these tests");
+        assert!(
+            Turn::take().is_none(),
+            "a second store while the first has the turn"
+        );
+        drop(turn);
+        let again = Turn::take();
+        assert!(again.is_some(), "the turn once the first let go");
     }
 
     #[test]
