@@ -366,3 +366,43 @@ fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or
         store.close();
     });
 }
+
+#[test]
+fn a_group_read_whose_script_must_be_loaded_again_sees_no_write_made_after_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = open(&server, "t-reload:").await;
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        for round in 0..20 {
+            let group = format!("g{round}");
+            store
+                .set(&group, "a", "1".into(), Ttl::Default)
+                .await
+                .unwrap();
+            // As after a restart of the server: every script must be loaded again. A write
+            // loads the write script; the group read's script is still missing.
+            redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async::<()>(&mut admin)
+                .await
+                .unwrap();
+            store
+                .set(&group, "b", "2".into(), Ttl::Default)
+                .await
+                .unwrap();
+            let read = tokio::spawn(store.keys_json(&group));
+            let later = tokio::spawn(store.set(&group, "c", "3".into(), Ttl::Default));
+            assert_eq!(
+                read.await.unwrap().unwrap(),
+                r#"["a","b"]"#,
+                "round {round}"
+            );
+            later.await.unwrap().unwrap();
+            assert_eq!(store.keys_json(&group).await.unwrap(), r#"["a","b","c"]"#);
+        }
+        store.close();
+    });
+}

@@ -1,8 +1,8 @@
 //! The line of a key's calls in one process: a call takes its place when it is made (not
 //! when its task first runs, for tasks run in any order), so the calls of one key run in the
 //! order they were made. Keys share the locks of 1,024 stripes; a write holds its stripe's lock
-//! alone until answered, reads share it until sent, and both are served first come, first
-//! served.
+//! alone until answered, a get shares it until sent (a read of a whole group until answered),
+//! and all are served first come, first served.
 
 use std::future::Future;
 use std::sync::Arc;

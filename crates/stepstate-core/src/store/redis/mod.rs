@@ -37,7 +37,7 @@ use crate::json::push_json_string;
 use crate::ops;
 use crate::write::{check_item, check_name, Item, Rules, Ttl};
 use batch::{read_batches, write_batches, Pending, PendingRead, ReadReply, Write};
-use line::{sent_then_release, Guard, KeyLock, Place};
+use line::{Guard, KeyLock, Place};
 use scripts::Scripts;
 
 /// Settings of a Redis store.
@@ -720,7 +720,7 @@ impl RedisStore {
     /// Takes a write's place in the line of the calls of `key` in this process, now, when the
     /// call is made: the lock serves its waiters first come, first served from their first
     /// poll, and a call's task may well run after the task of a call made later. A write holds
-    /// its place until answered; a read (`Place::read`, shared with other reads) until sent.
+    /// its place until answered; a get (`Place::read`, shared with other reads) until sent.
     fn in_line(&self, group: &str, key: &str) -> Place {
         Place::write(self.key_lock(group, key))
     }
@@ -737,7 +737,7 @@ impl RedisStore {
     }
 
     /// Read places in the lines of every key (a read of a whole group waits behind the writes
-    /// made before it, and lets go once it is sent).
+    /// made before it, and lets go once it is answered).
     fn after_every_write(&self) -> Vec<Place> {
         self.key_locks.iter().map(Place::read).collect()
     }
@@ -1077,7 +1077,12 @@ impl RedisStore {
             for place in before {
                 places.push(place.reached().await);
             }
-            let items = sent_then_release(store.group_items(&group), places).await?;
+            // Held until answered, not only sent: the group's script may have to be loaded
+            // first (a server that restarted, or never ran it), a round trip that a write
+            // made after the read could otherwise overtake.
+            let items = store.group_items(&group).await;
+            drop(places);
+            let items = items?;
             match read {
                 GroupRead::Values => json_array(&items, |out, (_, payload)| {
                     out.push_str(parse_payload(payload)?.2);
