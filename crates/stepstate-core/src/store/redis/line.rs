@@ -75,6 +75,16 @@ impl Place {
     }
 }
 
+/// Waits for each of `places` in turn (a call in the lines of every key); the locks, held
+/// until dropped.
+pub(super) async fn reached_all(places: Vec<Place>) -> Vec<Guard> {
+    let mut held = Vec::with_capacity(places.len());
+    for place in places {
+        held.push(place.reached().await);
+    }
+    held
+}
+
 /// Awaits `call`, a read, letting go of the places in line `held` as soon as it has joined the
 /// connection's queue (in its first poll): a write made after the read is sent after it from
 /// then on, so it need not wait for the read's reply. (While the connection is being made

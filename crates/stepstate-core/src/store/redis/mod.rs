@@ -37,7 +37,7 @@ use crate::json::push_json_string;
 use crate::ops;
 use crate::write::{check_item, check_name, Item, Rules, Ttl};
 use batch::{read_batches, write_batches, Pending, PendingRead, ReadReply, Write};
-use line::{Guard, KeyLock, Place};
+use line::{reached_all, Guard, KeyLock, Place};
 use scripts::Scripts;
 
 /// Settings of a Redis store.
@@ -1026,10 +1026,7 @@ impl RedisStore {
         let places = self.in_every_line();
         let (store, group) = (Arc::clone(self), group.to_owned());
         async move {
-            let mut in_line = Vec::with_capacity(places.len());
-            for place in places {
-                in_line.push(place.reached().await);
-            }
+            let _in_line = reached_all(places).await;
             store.clear_now(&group).await
         }
     }
@@ -1073,16 +1070,13 @@ impl RedisStore {
         let before = self.after_every_write();
         let (store, group) = (Arc::clone(self), group.to_owned());
         async move {
-            let mut places = Vec::with_capacity(before.len());
-            for place in before {
-                places.push(place.reached().await);
-            }
-            // Held until answered, not only sent: the group's script may have to be loaded
-            // first (a server that restarted, or never ran it), a round trip that a write
-            // made after the read could otherwise overtake.
-            let items = store.group_items(&group).await;
-            drop(places);
-            let items = items?;
+            let items = {
+                // Held until answered, not only sent: the group's script may have to be
+                // loaded first (a server that restarted, or never ran it), a round trip that
+                // a write made after the read could otherwise overtake.
+                let _in_line = reached_all(before).await;
+                store.group_items(&group).await?
+            };
             match read {
                 GroupRead::Values => json_array(&items, |out, (_, payload)| {
                     out.push_str(parse_payload(payload)?.2);
