@@ -19,6 +19,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A plain connection to the server, to look at or change what the store keeps.
+async fn admin(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
 async fn open(server: &RedisServer, prefix: &str) -> Arc<RedisStore> {
     let mut options = RedisOptions::new(server.url());
     options.prefix = prefix.into();
@@ -291,12 +297,7 @@ fn the_worker_kept_awake_for_awaited_calls_sleeps_once_they_stop() {
         // Awaited one at a time: the worker stays awake between them.
         for i in 0..300 {
             store
-                .set(
-                    "g",
-                    &format!("k{}", i % 10),
-                    format!("{i}").into(),
-                    Ttl::Default,
-                )
+                .set("g", &format!("k{}", i % 10), format!("{i}"), Ttl::Default)
                 .await
                 .unwrap();
             store.get("g", "k1").await.unwrap();
@@ -315,6 +316,15 @@ fn the_worker_kept_awake_for_awaited_calls_sleeps_once_they_stop() {
     });
 }
 
+/// The entries of the store's event stream (prefix `t-trim:`).
+async fn stream_length(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
+    redis::cmd("XLEN")
+        .arg("t-trim:events")
+        .query_async(admin)
+        .await
+        .unwrap()
+}
+
 #[test]
 fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or_in_batches() {
     let Some(server) = RedisServer::start() else {
@@ -325,15 +335,7 @@ fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or
         options.prefix = "t-trim:".into();
         options.events_kept = 1000;
         let store = RedisStore::open(options).await.unwrap();
-        let client = redis::Client::open(server.url()).unwrap();
-        let admin = client.get_multiplexed_async_connection().await.unwrap();
-        let stream_length = |mut admin: redis::aio::MultiplexedConnection| async move {
-            redis::cmd("XLEN")
-                .arg("t-trim:events")
-                .query_async::<u64>(&mut admin)
-                .await
-                .unwrap()
-        };
+        let mut admin = admin(&server).await;
         // Awaited one at a time: one event per script.
         for i in 0..1500 {
             store
@@ -341,7 +343,7 @@ fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or
                 .await
                 .unwrap();
         }
-        let alone = stream_length(admin.clone()).await;
+        let alone = stream_length(&mut admin).await;
         // Many in flight: batches of events per script.
         let calls: Vec<_> = (0..5000)
             .map(|i| {
@@ -351,10 +353,10 @@ fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or
         for call in calls {
             call.await.unwrap().unwrap();
         }
-        let batched = stream_length(admin.clone()).await;
+        let batched = stream_length(&mut admin).await;
         // A clear of 500 items: 500 events in one script.
         store.clear("g").await.unwrap();
-        let cleared = stream_length(admin.clone()).await;
+        let cleared = stream_length(&mut admin).await;
         // `MAXLEN ~` trims whole nodes of the stream (100 entries by default), and a script
         // trims at its first event and every 64th.
         for (when, length) in [("alone", alone), ("batched", batched), ("cleared", cleared)] {
@@ -374,8 +376,7 @@ fn a_group_read_whose_script_must_be_loaded_again_sees_no_write_made_after_it() 
     };
     runtime().block_on(async {
         let store = open(&server, "t-reload:").await;
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        let mut admin = admin(&server).await;
         for round in 0..20 {
             let group = format!("g{round}");
             store
