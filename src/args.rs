@@ -51,8 +51,9 @@ impl std::ops::Deref for Name {
 
 impl ValidateNapiValue for Name {}
 
-/// Reads the JS string `value` as UTF-8 into `buf` (at most `buf.len() - 1` bytes, whole
-/// characters only); the bytes written, or `None` when `value` is not a string.
+/// Reads the JS string `value` as UTF-8 into `buf`, a buffer of `size` bytes (at most
+/// `size - 1` bytes of text, whole characters only, lone surrogates replaced); the bytes
+/// written, or `None` when `value` is not a string.
 unsafe fn read_utf8(
     env: sys::napi_env,
     value: sys::napi_value,
@@ -143,19 +144,8 @@ impl FromNapiValue for Text {
         }
         let capacity = units * 3 + 1;
         let mut bytes: Vec<u8> = Vec::with_capacity(capacity);
-        let mut written = 0;
-        let status = unsafe {
-            sys::napi_get_value_string_utf8(
-                env,
-                value,
-                bytes.as_mut_ptr().cast(),
-                capacity,
-                &mut written,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            return Err(not_a_string());
-        }
+        let written = unsafe { read_utf8(env, value, bytes.as_mut_ptr().cast(), capacity) }
+            .ok_or_else(not_a_string)?;
         // SAFETY: napi wrote `written` bytes of valid UTF-8 (lone surrogates are replaced).
         unsafe {
             bytes.set_len(written);
