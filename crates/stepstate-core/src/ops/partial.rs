@@ -128,7 +128,10 @@ fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applie
 
     let mut out = String::with_capacity(members.len_hint() + 16);
     out.push('{');
-    let mut changes = Some(String::from("{"));
+    let mut changes = Some(String::with_capacity(64));
+    if let Some(changes) = changes.as_mut() {
+        changes.push('{');
+    }
     let member = |out: &mut String, key: &str, text: &str| {
         if out.len() > 1 {
             out.push(',');
@@ -208,7 +211,7 @@ impl<'de> Visitor<'de> for MembersVisitor {
         self,
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let raw: &'de RawValue = map.next_value()?;
             members.push((key.0, raw));
