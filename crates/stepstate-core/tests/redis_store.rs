@@ -407,3 +407,34 @@ fn a_group_read_whose_script_must_be_loaded_again_sees_no_write_made_after_it() 
         store.close();
     });
 }
+
+#[test]
+fn a_get_of_an_item_near_its_expiry_sees_no_write_made_after_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = open(&server, "t-near-expiry:").await;
+        for round in 0..40 {
+            let key = format!("k{round}");
+            // Read a few milliseconds before its expiry: too close to judge by the bounds on
+            // the server's clock that this process keeps.
+            store
+                .set("g", &key, "1".into(), Ttl::Millis(400))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(395)).await;
+            let read = tokio::spawn(store.get("g", &key));
+            let later = tokio::spawn(store.set("g", &key, "2".into(), Ttl::Default));
+            let seen = read.await.unwrap().unwrap().map(|(json, _)| json);
+            assert!(
+                seen.as_deref() != Some("2"),
+                "round {round}: a get saw a write made after it"
+            );
+            later.await.unwrap().unwrap();
+            let now = store.get("g", &key).await.unwrap();
+            assert_eq!(now.map(|(json, _)| json).as_deref(), Some("2"));
+        }
+        store.close();
+    });
+}

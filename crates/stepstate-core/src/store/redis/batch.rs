@@ -44,9 +44,8 @@ pub(super) struct PendingRead {
     pub(super) reply: tokio::sync::oneshot::Sender<Result<ReadReply>>,
 }
 
-/// An item's payload (none: absent), and when (local microseconds) its read was sent and
-/// answered.
-pub(super) type ReadReply = (Option<String>, i64, i64);
+/// An item's payload (none: absent), and the server's time (ms) once the batch was read.
+pub(super) type ReadReply = (Option<String>, u64);
 
 /// Most reads one pipeline carries.
 const BATCH_READS: usize = 256;
@@ -221,10 +220,10 @@ pub(super) async fn read_batches(
                 .collect();
             let replies = sent_then_release(store.send_reads(&batch), places).await;
             drop(store);
-            let replies = replies.map(|(payloads, sent, received)| {
+            let replies = replies.map(|(payloads, server_ms)| {
                 payloads
                     .into_iter()
-                    .map(|payload| (payload, sent, received))
+                    .map(|payload| (payload, server_ms))
                     .collect()
             });
             answer(batch, replies);

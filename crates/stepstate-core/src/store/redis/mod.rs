@@ -93,17 +93,14 @@ const KNOWN_VERSIONS: usize = 10_000;
 /// How far the server's clock may have drifted from this process's since it was last read, per
 /// unit of time elapsed (1,000 ppm: twice what NTP ever slews).
 const CLOCK_DRIFT_PER_MS: f64 = 0.001;
-/// A fixed allowance on top of the drift, in microseconds (50 ms): an item this close to its
-/// expiry is judged by the server itself.
+/// A fixed allowance on top of the drift, in microseconds (50 ms).
 const CLOCK_MARGIN_US: i64 = 50_000;
-/// A reading of the server's clock older than this is not used to judge expiry.
-const CLOCK_READING_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// What this process knows of the Redis server's clock, from the sweep's replies (every
-/// [`SWEEP_INTERVAL`]): bounds on the server's time at any instant of this process's monotonic
-/// clock. A `get` reads an item with a plain `HGET` and judges its expiry with these bounds when
-/// they are sure either way; otherwise (an item within about 50 ms of its expiry, or no recent
-/// reading) it asks the server, whose clock alone decides.
+/// [`SWEEP_INTERVAL`]) and the `TIME` that ends each pipeline of gets: bounds on the server's
+/// time at any instant of this process's monotonic clock, from which the event reader starts
+/// (see [`RedisStore::follow`]). Expiry itself is always judged by the server's time: in the
+/// scripts, and for a get by the `TIME` read with it.
 struct ServerClock {
     /// The zero of this process's clock, in microseconds.
     epoch: std::time::Instant,
@@ -148,26 +145,6 @@ impl ServerClock {
         let slack = CLOCK_MARGIN_US + ((now - at) as f64 * CLOCK_DRIFT_PER_MS) as i64;
         u64::try_from((now + low - slack) / 1000).ok()
     }
-
-    /// Whether an item expiring at `expires_at_ms` (server time) had expired when the server
-    /// read it, at some instant between `sent` and `received`: `None` when unsure.
-    fn expired(&self, expires_at_ms: u64, sent: i64, received: i64) -> Option<bool> {
-        let (low, high, at) = (*self.offset.lock())?;
-        let age = received - at;
-        if age > CLOCK_READING_MAX_AGE.as_micros() as i64 {
-            return None;
-        }
-        let slack = CLOCK_MARGIN_US + (age as f64 * CLOCK_DRIFT_PER_MS) as i64;
-        let expires_us = i64::try_from(expires_at_ms).ok()?.checked_mul(1000)?;
-        // Expired iff the server's time at the read was at or after `expires_us`.
-        if received + high + slack < expires_us {
-            Some(false)
-        } else if sent + low - slack >= expires_us {
-            Some(true)
-        } else {
-            None
-        }
-    }
 }
 
 /// The keys of one group that reads use (the write script makes the same names, and the
@@ -206,7 +183,7 @@ pub struct RedisStore {
     hasher: foldhash::fast::RandomState,
     /// The last version and text this process saw of each key.
     known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>)>>,
-    /// Bounds on the server's time, so that a `get` needs no script (see [`ServerClock`]).
+    /// Bounds on the server's time (see [`ServerClock`]).
     clock: ServerClock,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The runtime the store was opened in, which its background tasks run on.
@@ -651,7 +628,7 @@ impl RedisStore {
     }
 
     /// Has the reader task `HGET` the item (with the reads waiting beside it, in one
-    /// pipeline); its payload, and when (local microseconds) the batch was sent and answered.
+    /// pipeline); its payload, and the server's time (ms) once it was read.
     async fn read(&self, group: &str, key: &str, held: Guard) -> Result<ReadReply> {
         self.batched(&self.reads, |reply| PendingRead {
             items: self.items_key(group),
@@ -662,27 +639,37 @@ impl RedisStore {
         .await
     }
 
-    /// `HGET`s the reads of `batch` in one pipeline; their payloads, in order, with when the
-    /// batch was sent and answered.
-    async fn send_reads(&self, batch: &[PendingRead]) -> Result<(Vec<Option<String>>, i64, i64)> {
+    /// `HGET`s the reads of `batch` in one pipeline, followed by a `TIME`; their payloads, in
+    /// order, with the server's time (ms) once it had read them, which judges their expiry.
+    async fn send_reads(&self, batch: &[PendingRead]) -> Result<(Vec<Option<String>>, u64)> {
         let mut pipeline = redis::pipe();
         for pending in batch {
             pipeline.cmd("HGET").arg(&pending.items).arg(&pending.key);
         }
+        pipeline.cmd("TIME");
         let mut connection = self.connection.clone();
         let sent = self.clock.local_us();
-        let replies: Vec<Option<String>> = self
+        let mut replies: Vec<Value> = self
             .bounded(async move { pipeline.query_async(&mut connection).await })
             .await?;
         let received = self.clock.local_us();
-        if replies.len() != batch.len() {
-            return Err(Error::Io(format!(
-                "unexpected reply from Redis to {} reads: {} replies",
-                batch.len(),
-                replies.len()
-            )));
+        let unexpected = |replies: usize| {
+            Error::Io(format!(
+                "unexpected reply from Redis to {} reads: {replies} replies",
+                batch.len()
+            ))
+        };
+        if replies.len() != batch.len() + 1 {
+            return Err(unexpected(replies.len()));
         }
-        Ok((replies, sent, received))
+        let time = replies.pop().ok_or_else(|| unexpected(0))?;
+        let (seconds, micros): (u64, u64) = redis::from_redis_value(time)
+            .map_err(|e| Error::Io(format!("unexpected reply from Redis to TIME: {e}")))?;
+        let server_ms = seconds * 1000 + micros / 1000;
+        self.clock.observe(server_ms, sent, received);
+        let payloads = redis::from_redis_value(Value::Array(replies))
+            .map_err(|e| Error::Io(format!("unexpected reply from Redis to HGET: {e}")))?;
+        Ok((payloads, server_ms))
     }
 
     /// Has the writer task send `write` (with the writes waiting beside it); its reply.
@@ -842,9 +829,10 @@ impl RedisStore {
     /// The value's text and version, or `None` when absent or expired, after the writes of the
     /// key this process made before the call (see [`RedisStore::in_line`]).
     ///
-    /// A plain `HGET`, as cheap for Redis as any client's: an item that never expires needs no
-    /// clock, and one with an expiry is judged by the bounds on the server's clock
-    /// ([`ServerClock`]); only when those are unsure does the server decide, in a script.
+    /// A plain `HGET`, as cheap for Redis as any client's, in a pipeline that ends with a `TIME`:
+    /// an item with an expiry is judged by the server's time once it had been read, as the
+    /// scripts judge it. (A second round trip to judge it would come after the read let go of
+    /// its place in the key's line, and could see a write made after the get.)
     pub fn get(
         self: &Arc<Self>,
         group: &str,
@@ -867,42 +855,17 @@ impl RedisStore {
         held: Guard,
     ) -> Result<Option<(String, Version)>> {
         check_item(group, key)?;
-        let (reply, sent, received) = self.read(group, key, held).await?;
+        let (reply, server_ms) = self.read(group, key, held).await?;
         let Some(payload) = reply else {
             return Ok(None);
         };
         let (version, expires_at_ms, json) = parse_payload(&payload)?;
-        if expires_at_ms != 0 {
-            match self.clock.expired(expires_at_ms, sent, received) {
-                Some(true) => return Ok(None),
-                Some(false) => {}
-                None => return self.get_by_server_clock(group, key).await,
-            }
+        // As the scripts judge it (`expired` in scripts.rs), by the server's time at the read.
+        if expires_at_ms != 0 && expires_at_ms <= server_ms {
+            return Ok(None);
         }
         self.remember(group, key, Some((version, Arc::from(json))));
         Ok(Some((json.to_owned(), version)))
-    }
-
-    /// `get` of an item near its expiry: the server reads it and judges it by its own clock.
-    async fn get_by_server_clock(
-        &self,
-        group: &str,
-        key: &str,
-    ) -> Result<Option<(String, Version)>> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.scripts.get.prepare_invoke();
-        invocation.key(self.items_key(group)).arg(key);
-        let reply: Option<String> = self
-            .bounded(async move { invocation.invoke_async(&mut connection).await })
-            .await?;
-        match reply {
-            None => Ok(None),
-            Some(payload) => {
-                let (version, _, json) = parse_payload(&payload)?;
-                self.remember(group, key, Some((version, Arc::from(json))));
-                Ok(Some((json.to_owned(), version)))
-            }
-        }
     }
 
     /// Applies `ops_json` atomically across processes: the core's op engine runs on the value
@@ -1213,20 +1176,24 @@ mod tests {
     }
 
     #[test]
-    fn the_server_clock_judges_expiry_only_when_sure_either_way() {
+    fn the_earliest_server_time_follows_the_last_reading_less_the_margin() {
         let clock = ServerClock::new();
-        // No reading yet: unsure.
-        assert_eq!(clock.expired(1_000, 0, 10), None);
-        // The server said 1,000,000 ms between local 2,000 and 3,000 µs.
-        clock.observe(1_000_000, 2_000, 3_000);
-        let (sent, received) = (10_000, 11_000);
-        // Server time at the read: about 1,000,007..1,000,010 ms, give or take the margin.
-        assert_eq!(clock.expired(1_000_200, sent, received), Some(false));
-        assert_eq!(clock.expired(999_900, sent, received), Some(true));
-        assert_eq!(clock.expired(1_000_010, sent, received), None);
-        // A reading too old to trust: unsure again.
-        let later = CLOCK_READING_MAX_AGE.as_micros() as i64 + 10_000;
-        assert_eq!(clock.expired(1_000_200, later, later + 1), None);
+        assert_eq!(clock.earliest_ms(), None, "no reading yet");
+        // The server said 1,000,000 ms between local 0 and 1,000 µs: at local 0 it was at
+        // least 999,999 ms; the earliest it can be now is that, plus the time since, less the
+        // margin and the drift.
+        clock.observe(1_000_000, 0, 1_000);
+        let elapsed_ms = (clock.local_us() / 1000) as u64;
+        let earliest = clock.earliest_ms().unwrap();
+        let margin_ms = (CLOCK_MARGIN_US / 1000) as u64;
+        assert!(
+            earliest <= 1_000_000 + elapsed_ms - margin_ms,
+            "{earliest} is not below the reading less the margin"
+        );
+        assert!(
+            earliest + margin_ms + 2 >= 999_999,
+            "{earliest} is more than the margin below the reading"
+        );
     }
 
     #[test]

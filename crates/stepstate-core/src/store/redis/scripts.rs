@@ -216,16 +216,6 @@ end
 return out
 "#;
 
-/// `get` of an item the caller could not judge by its bounds on the server's clock (one near its
-/// expiry): ARGV key. Returns the live item's payload, or nil. Other gets are a plain `HGET`.
-const GET: &str = r#"
-local p = redis.call('HGET', KEYS[1], ARGV[1])
-if not p then return false end
-local v, e = parse(p)
-if expired(e, now_ms()) then return false end
-return p
-"#;
-
 /// A group's live items in insertion order: `{key, payload, key, payload, ...}`.
 const GROUP: &str = r#"
 local now = now_ms()
@@ -291,7 +281,6 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 /// The scripts, each with the prelude, ready to invoke.
 pub struct Scripts {
     pub write: redis::Script,
-    pub get: redis::Script,
     pub group: redis::Script,
     pub sweep: redis::Script,
     pub groups: redis::Script,
@@ -302,7 +291,6 @@ impl Scripts {
         let with_prelude = |body: &str| redis::Script::new(&format!("{PRELUDE}{body}"));
         Scripts {
             write: with_prelude(WRITE),
-            get: with_prelude(GET),
             group: with_prelude(GROUP),
             sweep: with_prelude(SWEEP),
             groups: with_prelude(GROUPS),
