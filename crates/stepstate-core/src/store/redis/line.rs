@@ -1,8 +1,8 @@
 //! The line of a key's calls in one process: a call takes its place when it is made (not
 //! when its task first runs, for tasks run in any order), so the calls of one key run in the
 //! order they were made. Keys share the locks of 1,024 stripes; a write holds its stripe's lock
-//! alone until answered, a get shares it until sent (a read of a whole group until answered),
-//! and all are served first come, first served.
+//! alone until answered, a get shares it until answered (a read of a whole group shares every
+//! stripe's), and all are served first come, first served.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -83,18 +83,4 @@ pub(super) async fn reached_all(places: Vec<Place>) -> Vec<Guard> {
         held.push(place.reached().await);
     }
     held
-}
-
-/// Awaits `call`, a read, letting go of the places in line `held` as soon as it has joined the
-/// connection's queue (in its first poll): a write made after the read is sent after it from
-/// then on, so it need not wait for the read's reply. (While the connection is being made
-/// again, the first poll may end before the read joins the queue.)
-pub(super) async fn sent_then_release<T, H>(call: impl Future<Output = T>, held: H) -> T {
-    let mut call = std::pin::pin!(call);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
-    drop(held);
-    match first {
-        std::task::Poll::Ready(value) => value,
-        std::task::Poll::Pending => call.await,
-    }
 }

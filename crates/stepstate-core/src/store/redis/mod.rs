@@ -633,7 +633,7 @@ impl RedisStore {
         self.batched(&self.reads, |reply| PendingRead {
             items: self.items_key(group),
             key: key.to_owned(),
-            held: Some(held),
+            held,
             reply,
         })
         .await
@@ -707,7 +707,7 @@ impl RedisStore {
     /// Takes a write's place in the line of the calls of `key` in this process, now, when the
     /// call is made: the lock serves its waiters first come, first served from their first
     /// poll, and a call's task may well run after the task of a call made later. A write holds
-    /// its place until answered; a get (`Place::read`, shared with other reads) until sent.
+    /// its place until answered; a get (`Place::read`, shared with other reads) too.
     fn in_line(&self, group: &str, key: &str) -> Place {
         Place::write(self.key_lock(group, key))
     }
@@ -841,8 +841,8 @@ impl RedisStore {
         let place = Place::read(self.key_lock(group, key));
         let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
         async move {
-            // Held (shared with other reads) until the read is sent, not answered: a write
-            // made later goes after it.
+            // Held (shared with other reads) until the read is answered: a write made later
+            // goes after it.
             let held = place.reached().await;
             store.get_now(&group, &key, held).await
         }
