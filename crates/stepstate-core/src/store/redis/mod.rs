@@ -831,8 +831,8 @@ impl RedisStore {
     ///
     /// A plain `HGET`, as cheap for Redis as any client's, in a pipeline that ends with a `TIME`:
     /// an item with an expiry is judged by the server's time once it had been read, as the
-    /// scripts judge it. (A second round trip to judge it would come after the read let go of
-    /// its place in the key's line, and could see a write made after the get.)
+    /// scripts judge it, with no second round trip (which a write made after the get could
+    /// come before).
     pub fn get(
         self: &Arc<Self>,
         group: &str,
