@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::events::{Change, EventBus, EventType, Publisher, Reason};
 use crate::json::push_json_string;
 use crate::ops;
+use crate::ttl;
 use crate::write::{check_item, check_name, Item, Rules, Ttl};
 use batch::{read_batches, write_batches, Pending, PendingRead, ReadReply, Write};
 use line::{reached_all, Guard, KeyLock, Place};
@@ -860,8 +861,8 @@ impl RedisStore {
             return Ok(None);
         };
         let (version, expires_at_ms, json) = parse_payload(&payload)?;
-        // As the scripts judge it (`expired` in scripts.rs), by the server's time at the read.
-        if expires_at_ms != 0 && expires_at_ms <= server_ms {
+        // By the server's time at the read, with the engine's rule (as `expired` in scripts.rs).
+        if ttl::is_expired(expires_at_ms, server_ms) {
             return Ok(None);
         }
         self.remember(group, key, Some((version, Arc::from(json))));
