@@ -4,8 +4,8 @@
 /// Appends `text` to `out` as a JSON string literal, escaped as `serde_json` escapes it.
 pub(crate) fn push_json_string(out: &mut String, text: &str) {
     // serde_json escapes only `"`, `\` and control characters: a text without them is its
-    // own literal between quotes. Names and member names almost never have them, and this
-    // spares a call on the hot paths of an update an allocation per member.
+    // own literal between quotes. Names and member names almost never have them, and an
+    // update then makes no String per member name it writes out.
     if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.reserve(text.len() + 2);
         out.push('"');

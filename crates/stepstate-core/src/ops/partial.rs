@@ -128,10 +128,7 @@ fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applie
 
     let mut out = String::with_capacity(members.len_hint() + 16);
     out.push('{');
-    let mut changes = Some(String::with_capacity(64));
-    if let Some(changes) = changes.as_mut() {
-        changes.push('{');
-    }
+    let mut changes = Some(String::with_capacity(64) + "{");
     let member = |out: &mut String, key: &str, text: &str| {
         if out.len() > 1 {
             out.push(',');
