@@ -4,6 +4,7 @@
 
 use crate::errors::to_js;
 use crate::handle::HandleRef;
+use crate::status::{note, Slot};
 use napi::bindgen_prelude::{External, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status};
@@ -12,22 +13,10 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use stepstate_core::{Error, FileStore};
 
-thread_local! {
-    /// The journal ticket of the last write made on this JS thread (0: it wrote nothing). The
-    /// core returns each write's ticket with its result; the synchronous in-process calls keep
-    /// it here for `lastTicket()`, the binding's own fast path.
-    static LAST_TICKET: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// Remembers the ticket of the write this thread just made (see `lastTicket`).
+/// Remembers the ticket of the write this thread just made (0: it wrote nothing), which
+/// `lib/backend/native.js` reads from the call status (see `status.rs`) to wait for it.
 pub(crate) fn note_ticket(ticket: u64) {
-    LAST_TICKET.set(ticket);
-}
-
-/// The ticket of the last write this thread made (see `watchDurable`).
-#[napi]
-pub fn last_ticket() -> f64 {
-    LAST_TICKET.get() as f64
+    note(Slot::Ticket, ticket as f64);
 }
 
 type DurableCallback = ThreadsafeFunction<f64, (), f64, Status, false, true>;

@@ -15,6 +15,7 @@
 //! - `options.rs`: store options, built once for every store, and opening memory and file stores;
 //! - `store.rs`: the store calls (set, get, update, delete, clear, reads, close);
 //! - `events.rs`: change event subscriptions;
+//! - `status.rs`: what a call reports beside its value, in an array JS reads without a call;
 //! - `durable.rs`: acknowledgements of durable writes;
 //! - `redis.rs`: the Redis store's async calls;
 //! - `ops.rs`: the op engine as a pure function over JSON text, for a user's adapter;
@@ -30,10 +31,11 @@ mod inspect;
 mod ops;
 mod options;
 mod redis;
+mod status;
 mod store;
 
 pub use args::{Name, Text};
-pub use durable::{durable_ref, last_ticket, unwatch_durable, watch_durable, DurableWatch};
+pub use durable::{durable_ref, unwatch_durable, watch_durable, DurableWatch};
 pub use events::{drain_events, subscribe, unsubscribe, Subscription};
 pub use handle::{Handle, HandleRef, NewHandle};
 pub use inspect::{
@@ -47,7 +49,5 @@ pub use redis::{
     redis_get_start, redis_hold, redis_list_groups, redis_open, redis_read_group_start,
     redis_release, redis_set_start, redis_subscribe, redis_update_start, Completions,
 };
-pub use store::{
-    clear, close, delete, entries, get, get_group, keys, last_length, last_reused, last_version,
-    list_groups, set, update,
-};
+pub use status::call_status;
+pub use store::{clear, close, delete, entries, get, get_group, keys, list_groups, set, update};

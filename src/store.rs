@@ -8,49 +8,11 @@ use crate::durable::note_ticket;
 use crate::errors::to_js;
 use crate::events::keep_alive_for_pending_events;
 use crate::handle::HandleRef;
+use crate::status::{note, Slot};
 use napi::bindgen_prelude::Either;
 use napi::{Env, JsString, Result};
 use napi_derive::napi;
 use stepstate_core::{GroupRead, Ttl, Version};
-
-thread_local! {
-    // The binding's own per-call fast path, for the in-process backend only: a result beside
-    // the returned text that would cost an object (or an array) per call to return with it.
-    // The core returns everything as values; an async store or another binding does not use
-    // these.
-
-    /// The version of what the last `set`, `get`, `update` or `getGroup` of this JS thread
-    /// wrote or read (see `lastVersion`).
-    static LAST_VERSION: std::cell::Cell<Version> = const { std::cell::Cell::new(0) };
-    /// The length in bytes of the JSON text the last `update` of this JS thread stored.
-    static LAST_LENGTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    /// Whether the item the last `set`, `get` or `update` of this JS thread touched had been
-    /// used before since it was created (see `lastReused`).
-    static LAST_REUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether the item that the last `set`, `get` or `update` of this thread touched had been
-/// read, or written again, before since it was created: the read cache keeps only values used
-/// again, so a key written or read once costs it no copy.
-#[napi]
-pub fn last_reused() -> bool {
-    LAST_REUSED.get()
-}
-
-/// The length in bytes of the JSON text that the last `update` of this thread stored (for
-/// the read cache's budget when `update` sent only the changed members).
-#[napi]
-pub fn last_length() -> f64 {
-    LAST_LENGTH.get() as f64
-}
-
-/// The version of the value (or group) that the last `set`, `get`, `update` or `getGroup`
-/// call of this thread wrote or read; 0 when there was none. `lib/backend/native.js` keeps it
-/// beside the parsed value in its read cache.
-#[napi]
-pub fn last_version() -> f64 {
-    LAST_VERSION.get() as f64
-}
 
 /// The version a caller says it holds a copy of (0: none).
 fn known(version: f64) -> Version {
@@ -79,7 +41,7 @@ fn maybe_known<'env>(
 
 /// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
 /// returns the previous value's text (`true` when its version is `known_old`) or null. The new
-/// value's version is then `lastVersion()`.
+/// value's version is then the status's version (`callStatus()`).
 #[napi]
 pub fn set<'env>(
     env: &'env Env,
@@ -95,8 +57,8 @@ pub fn set<'env>(
         .set_owned(&group, &key, value.0, Ttl::from_millis_arg(ttl_ms));
     keep_alive_for_pending_events(env);
     let replaced = replaced.map_err(to_js)?;
-    LAST_VERSION.set(replaced.version);
-    LAST_REUSED.set(replaced.reused);
+    note(Slot::Version, replaced.version as f64);
+    note(Slot::Reused, f64::from(u8::from(replaced.reused)));
     note_ticket(replaced.ticket);
     let old = replaced
         .old
@@ -118,8 +80,14 @@ pub fn get<'env>(
     handle
         .engine()?
         .get_tracked(&group, &key, |item| {
-            LAST_VERSION.set(item.map_or(0, |(_, version, _)| version));
-            LAST_REUSED.set(item.is_some_and(|(_, _, used)| used));
+            note(
+                Slot::Version,
+                item.map_or(0.0, |(_, version, _)| version as f64),
+            );
+            note(
+                Slot::Reused,
+                f64::from(u8::from(item.is_some_and(|(_, _, used)| used))),
+            );
             maybe_known(
                 env,
                 item.map(|(text, version, _)| (text, version)),
@@ -145,10 +113,10 @@ pub fn update<'env>(
     let result = handle.engine()?.update(&group, &key, &ops.0);
     keep_alive_for_pending_events(env);
     let result = result.map_err(to_js)?;
-    LAST_VERSION.set(result.version);
-    LAST_REUSED.set(result.reused);
+    note(Slot::Version, result.version as f64);
+    note(Slot::Reused, f64::from(u8::from(result.reused)));
     note_ticket(result.ticket);
-    LAST_LENGTH.set(result.new_value.len());
+    note(Slot::Length, result.new_value.len() as f64);
     let holds_old = result.old_value.is_some() && result.old_version == known(known_old);
     if let (true, Some(members)) = (holds_old, &result.changed_members) {
         return js_text(env, members);
@@ -198,7 +166,7 @@ pub fn clear(env: Env, handle: HandleRef, group: Name) -> Result<u32> {
 
 /// The group's values as the JSON text of an array, in insertion order; `true` when the
 /// caller's copy of version `known` is still current. The group's version is then
-/// `lastVersion()` (0 for a group that does not exist).
+/// the status's version (`callStatus()`) (0 for a group that does not exist).
 #[napi]
 pub fn get_group<'env>(
     env: &'env Env,
@@ -213,7 +181,7 @@ pub fn get_group<'env>(
     Ok(match read {
         GroupRead::Unchanged => Either::B(true),
         GroupRead::Changed { text, version } => {
-            LAST_VERSION.set(version);
+            note(Slot::Version, version as f64);
             Either::A(js_text(env, &text)?)
         }
     })

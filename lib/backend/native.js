@@ -32,6 +32,17 @@ const { ValueCache, copyJson, withMembers } = require('../cache.js')
 const { makeError, fromNative, describe } = require('../errors.js')
 const { subscribeNative, unsubscribeNative } = require('./events.js')
 
+/**
+ * What the last native call of this thread reports beside its result (src/status.rs): the
+ * version it read or wrote, the length of an update's new text, whether the item had been
+ * used before since it was created, and a write's journal ticket. Read right after the call.
+ */
+const status = native.callStatus()
+const VERSION = 0
+const LENGTH = 1
+const REUSED = 2
+const TICKET = 3
+
 /** How a file store's log reaches the disk (README, "Durability"); the binding maps the same
  *  names (src/options.rs). */
 const SYNC_POLICIES = ['always', 'everysec', 'no']
@@ -154,7 +165,7 @@ class NativeBackend {
 
   /** The result, or a Promise of it once the write this thread just journaled is on disk. */
   acknowledged(result) {
-    return this.acks === null ? result : this.acks.wait(native.lastTicket(), result)
+    return this.acks === null ? result : this.acks.wait(status[TICKET], result)
   }
 
   /**
@@ -168,7 +179,7 @@ class NativeBackend {
     const cache = this.cache
     // A key whose value is cached is in use: only the others need the engine's word.
     if (cached === undefined || cached.value === undefined) {
-      if (!native.lastReused()) {
+      if (status[REUSED] === 0) {
         if (cached !== undefined) cache.dropItem(group, key)
         return value
       }
@@ -178,10 +189,10 @@ class NativeBackend {
       }
     }
     if (owned) {
-      cache.putItem(group, key, native.lastVersion(), value, textBytes)
+      cache.putItem(group, key, status[VERSION], value, textBytes)
       return copyJson(value)
     }
-    cache.putItem(group, key, native.lastVersion(), copyJson(value), textBytes)
+    cache.putItem(group, key, status[VERSION], copyJson(value), textBytes)
     return value
   }
 
@@ -238,7 +249,7 @@ class NativeBackend {
       oldValue = copyJson(current)
       withMembers(current, JSON.parse(pair))
       newValue = copyJson(current)
-      cache.putItem(group, key, native.lastVersion(), current, native.lastLength())
+      cache.putItem(group, key, status[VERSION], current, status[LENGTH])
     } else {
       const values = JSON.parse(pair)
       newValue = values[0]
@@ -287,7 +298,7 @@ class NativeBackend {
     }
     if (text === true) return copyJson(cached.values)
     const values = JSON.parse(text)
-    const version = native.lastVersion()
+    const version = status[VERSION]
     if (cached === undefined || cached.version !== version) {
       cache.putGroup(group, version, null, 0)
       return values
