@@ -14,6 +14,7 @@
 //! - `handle.rs`: store handles ([`Handle`], [`HandleRef`], [`NewHandle`]);
 //! - `options.rs`: store options, built once for every store, and opening memory and file stores;
 //! - `store.rs`: the store calls (set, get, update, delete, clear, reads, close);
+//! - `fast.rs`: set, get, update and delete registered as plain N-API callbacks;
 //! - `events.rs`: change event subscriptions;
 //! - `status.rs`: what a call reports beside its value, in an array JS reads without a call;
 //! - `durable.rs`: acknowledgements of durable writes;
@@ -26,6 +27,7 @@ mod args;
 mod durable;
 mod errors;
 mod events;
+mod fast;
 mod handle;
 mod inspect;
 mod ops;
@@ -50,4 +52,4 @@ pub use redis::{
     redis_release, redis_set_start, redis_subscribe, redis_update_start, Completions,
 };
 pub use status::call_status;
-pub use store::{clear, close, delete, entries, get, get_group, keys, list_groups, set, update};
+pub use store::{clear, close, entries, get_group, keys, list_groups};

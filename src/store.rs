@@ -1,6 +1,6 @@
 //! The store calls of the in-process backend (memory and file stores): set, get, update,
-//! delete, clear, get_group, entries, keys, list_groups and close, each one synchronous N-API
-//! call over a handle, values crossing as JSON text both ways. A read or write passes the
+//! delete (registered as plain callbacks by `fast.rs`), clear, get_group, entries, keys,
+//! list_groups and close, each one synchronous N-API call over a handle, values crossing as JSON text both ways. A read or write passes the
 //! version of the copy the caller holds, and gets `true` instead of a text it already has.
 
 use crate::args::{js_text, Name, Text};
@@ -42,8 +42,7 @@ fn maybe_known<'env>(
 /// Stores a value (JSON text) with a TTL in milliseconds (negative: the store's default);
 /// returns the previous value's text (`true` when its version is `known_old`) or null. The new
 /// value's version is then the status's version (`callStatus()`).
-#[napi]
-pub fn set<'env>(
+pub(crate) fn set<'env>(
     env: &'env Env,
     handle: HandleRef,
     group: Name,
@@ -69,8 +68,7 @@ pub fn set<'env>(
 
 /// The value's text (`true` when its version is `known`), or null. The JS string is made
 /// straight from the stored text while the group is read-locked, with no intermediate copy.
-#[napi]
-pub fn get<'env>(
+pub(crate) fn get<'env>(
     env: &'env Env,
     handle: HandleRef,
     group: Name,
@@ -101,8 +99,7 @@ pub fn get<'env>(
 /// the old value's version is `known_old` (the caller holds it parsed), returns instead the
 /// members that changed as a JSON object (`{"paid":1}`: set them on a copy of the old value),
 /// or `[new_value]` when the update was not one of only some members.
-#[napi]
-pub fn update<'env>(
+pub(crate) fn update<'env>(
     env: &'env Env,
     handle: HandleRef,
     group: Name,
@@ -135,8 +132,7 @@ pub fn update<'env>(
 }
 
 /// Removes an item; returns its value's text (`true` when its version is `known_old`) or null.
-#[napi]
-pub fn delete<'env>(
+pub(crate) fn delete<'env>(
     env: &'env Env,
     handle: HandleRef,
     group: Name,

@@ -43,6 +43,10 @@ const LENGTH = 1
 const REUSED = 2
 const TICKET = 3
 
+// The per-item calls, read off the binding once: its exports object has many properties,
+// which V8 keeps in a dictionary, slower to look a name up in on every call.
+const { set: nativeSet, get: nativeGet, update: nativeUpdate, delete: nativeDelete } = native
+
 /** How a file store's log reaches the disk (README, "Durability"); the binding maps the same
  *  names (src/options.rs). */
 const SYNC_POLICIES = ['always', 'everysec', 'no']
@@ -201,7 +205,7 @@ class NativeBackend {
     const cached = cache.item(group, key)
     let old
     try {
-      old = native.set(this.handle, group, key, text, ttlMs, cache.versionOf(cached))
+      old = nativeSet(this.handle, group, key, text, ttlMs, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
@@ -215,7 +219,7 @@ class NativeBackend {
     const cached = cache.item(group, key)
     let text
     try {
-      text = native.get(this.handle, group, key, cache.versionOf(cached))
+      text = nativeGet(this.handle, group, key, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
@@ -234,7 +238,7 @@ class NativeBackend {
     const cached = cache.item(group, key)
     let pair
     try {
-      pair = native.update(this.handle, group, key, opsText, cache.versionOf(cached))
+      pair = nativeUpdate(this.handle, group, key, opsText, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
@@ -264,7 +268,7 @@ class NativeBackend {
     const cached = cache.item(group, key)
     let text
     try {
-      text = native.delete(this.handle, group, key, cache.versionOf(cached))
+      text = nativeDelete(this.handle, group, key, cache.versionOf(cached))
     } catch (err) {
       throw fromNative(err)
     }
