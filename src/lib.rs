@@ -14,7 +14,8 @@
 //! - `handle.rs`: store handles ([`Handle`], [`HandleRef`], [`NewHandle`]);
 //! - `options.rs`: store options, built once for every store, and opening memory and file stores;
 //! - `store.rs`: the store calls (set, get, update, delete, clear, reads, close);
-//! - `fast.rs`: set, get, update and delete registered as plain N-API callbacks;
+//! - `fast.rs`: the per-item calls (set, get, update, delete, in process and on Redis)
+//!   registered as plain N-API callbacks;
 //! - `events.rs`: change event subscriptions;
 //! - `status.rs`: what a call reports beside its value, in an array JS reads without a call;
 //! - `durable.rs`: acknowledgements of durable writes;
@@ -47,9 +48,8 @@ pub use inspect::{
 pub use ops::apply_ops;
 pub use options::{open_file, open_memory, sync_policy, OpenFile};
 pub use redis::{
-    redis_clear_start, redis_close, redis_completions, redis_delete_start, redis_drain,
-    redis_get_start, redis_hold, redis_list_groups, redis_open, redis_read_group_start,
-    redis_release, redis_set_start, redis_subscribe, redis_update_start, Completions,
+    redis_clear_start, redis_close, redis_completions, redis_drain, redis_hold, redis_list_groups,
+    redis_open, redis_read_group_start, redis_release, redis_subscribe, Completions,
 };
 pub use status::call_status;
 pub use store::{clear, close, entries, get_group, keys, list_groups};

@@ -14,7 +14,9 @@ use crate::args::{js_text, Name, Text};
 use crate::errors::{error_text, to_js};
 use crate::events::{subscribe_to, Subscription};
 use crate::options::{engine_options, positive};
-use napi::bindgen_prelude::{spawn, Array, External, Function, Null};
+use napi::bindgen_prelude::{
+    spawn, sys, Array, External, FromNapiRef, FromNapiValue, Function, Null,
+};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status};
 use napi_derive::napi;
@@ -82,15 +84,21 @@ impl Completions {
     }
 }
 
+/// A store's completion queue as an argument (the external `redisCompletions` made); the
+/// external, an argument of the current call, outlives it.
+pub(crate) struct CompletionsArg(&'static Arc<Completions>);
+
+impl FromNapiValue for CompletionsArg {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let external = unsafe { External::<Arc<Completions>>::from_napi_ref(env, value) }?;
+        Ok(CompletionsArg(external))
+    }
+}
+
 /// Starts call `call` on store `id` (`CLOSED` once closed): `work` is called now (a call takes
 /// its place in its key's line when made), its future runs on the runtime, and the outcome
 /// goes to `completions`.
-fn start<F, Fut>(
-    id: u32,
-    completions: &External<Arc<Completions>>,
-    call: u32,
-    work: F,
-) -> Result<()>
+fn start<F, Fut>(id: u32, completions: &Arc<Completions>, call: u32, work: F) -> Result<()>
 where
     F: FnOnce(Arc<RedisStore>) -> Fut,
     Fut: Future<Output = std::result::Result<Option<String>, Error>> + Send + 'static,
@@ -174,10 +182,9 @@ pub fn redis_release(completions: &External<Arc<Completions>>) {
 
 /// Starts storing a value (JSON text) with a TTL in milliseconds (negative: the store's
 /// default); the outcome of call `call` is the previous value's text, or null.
-#[napi]
-pub fn redis_set_start(
+pub(crate) fn redis_set_start(
     id: u32,
-    completions: &External<Arc<Completions>>,
+    completions: CompletionsArg,
     call: u32,
     group: Name,
     key: Name,
@@ -185,22 +192,21 @@ pub fn redis_set_start(
     ttl_ms: f64,
 ) -> Result<()> {
     let ttl = Ttl::from_millis_arg(ttl_ms);
-    start(id, completions, call, move |store| {
+    start(id, completions.0, call, move |store| {
         let set = store.set(group.as_str(), key.as_str(), value.0, ttl);
         async move { Ok(set.await?.old.map(String::from)) }
     })
 }
 
 /// Starts reading a value; the outcome of call `call` is its text, or null.
-#[napi]
-pub fn redis_get_start(
+pub(crate) fn redis_get_start(
     id: u32,
-    completions: &External<Arc<Completions>>,
+    completions: CompletionsArg,
     call: u32,
     group: Name,
     key: Name,
 ) -> Result<()> {
-    start(id, completions, call, move |store| {
+    start(id, completions.0, call, move |store| {
         let get = store.get(group.as_str(), key.as_str());
         async move { Ok(get.await?.map(|(text, _)| text)) }
     })
@@ -208,31 +214,29 @@ pub fn redis_get_start(
 
 /// Starts applying ops (JSON text of an array); the outcome of call `call` is the JSON text
 /// `[new_value, old_value]`.
-#[napi]
-pub fn redis_update_start(
+pub(crate) fn redis_update_start(
     id: u32,
-    completions: &External<Arc<Completions>>,
+    completions: CompletionsArg,
     call: u32,
     group: Name,
     key: Name,
     ops: Text,
 ) -> Result<()> {
-    start(id, completions, call, move |store| {
+    start(id, completions.0, call, move |store| {
         let update = store.update(group.as_str(), key.as_str(), &ops.0);
         async move { Ok(Some(update_pair(&update.await?))) }
     })
 }
 
 /// Starts removing an item; the outcome of call `call` is its value's text, or null.
-#[napi]
-pub fn redis_delete_start(
+pub(crate) fn redis_delete_start(
     id: u32,
-    completions: &External<Arc<Completions>>,
+    completions: CompletionsArg,
     call: u32,
     group: Name,
     key: Name,
 ) -> Result<()> {
-    start(id, completions, call, move |store| {
+    start(id, completions.0, call, move |store| {
         let delete = store.delete(group.as_str(), key.as_str());
         async move { Ok(delete.await?.map(|removed| String::from(removed.old))) }
     })
