@@ -1,5 +1,6 @@
 // How calls fail: bad group and key names, values that are not JSON, maxValueBytes, the
 // shape of every rejection, and proof that no rejected call changes the store.
+import { createRequire } from 'node:module'
 import { afterEach, describe, expect, it } from 'vitest'
 import { StateError, StateManager } from '../index.js'
 import { expectRejection, expectRejectionLeavesStoreUnchanged, rejectionOf } from './helpers/assertions'
@@ -275,5 +276,45 @@ describe('rejections', () => {
       old_value: { name: 'Ada', visits: 1 },
     })
     expect(await state.set('g', 'k', 'after')).toEqual({ new_value: 'after', old_value: 'existing' })
+  })
+})
+
+describe('the per-item calls of the binding (plain N-API callbacks, src/fast.rs)', () => {
+  // index.js never passes these bad arguments; the callbacks must still refuse them with an
+  // error, as the generated ones did, and never read past what they were given.
+  const native = createRequire(import.meta.url)('../binding.js')
+  const { fromNative } = createRequire(import.meta.url)('../lib/errors.js')
+  const codeOf = (call: () => unknown): string | undefined => {
+    try {
+      call()
+    } catch (err) {
+      return fromNative(err).code ?? 'uncoded'
+    }
+    return undefined
+  }
+
+  it('refuse what is not a store handle, names that are not strings, and missing arguments', () => {
+    const handle = native.openMemory(1024, -1)
+    try {
+      expect(native.set(handle, 'g', 'k', '{"a":1}', -1, 0)).toBe(null)
+      expect(native.get(handle, 'g', 'k', 0)).toBe('{"a":1}')
+      for (const call of ['set', 'get', 'update', 'delete']) {
+        expect(codeOf(() => native[call]({}, 'g', 'k', '[]', -1, 0)), call).toBe('INVALID_ARGUMENT')
+        expect(codeOf(() => native[call](handle, 42, 'k', '[]', -1, 0)), call).toBe('INVALID_ARGUMENT')
+        expect(codeOf(() => native[call](handle, 'g')), call).toBe('INVALID_ARGUMENT')
+        expect(codeOf(() => native[call]()), call).toBe('INVALID_ARGUMENT')
+      }
+      expect(codeOf(() => native.set(handle, 'g', 'k', 7, -1, 0))).toBe('INVALID_ARGUMENT')
+      expect(codeOf(() => native.update(handle, 'g', 'k', null, 0))).toBe('INVALID_ARGUMENT')
+      expect(codeOf(() => native.get(handle, 'g', 'k', 'not a number'))).toBeDefined()
+      for (const call of ['redisSetStart', 'redisGetStart', 'redisUpdateStart', 'redisDeleteStart']) {
+        expect(codeOf(() => native[call](1, {}, 1, 'g', 'k', '[]', -1)), call).toBeDefined()
+      }
+      // Nothing above reached the store.
+      expect(native.get(handle, 'g', 'k', 0)).toBe('{"a":1}')
+    } finally {
+      native.close(handle)
+    }
+    expect(codeOf(() => native.get(handle, 'g', 'k', 0))).toBe('CLOSED')
   })
 })
