@@ -148,8 +148,8 @@ const ENTRY_BYTES = 64
  * each with its engine version.
  *
  * Only what is used again, soon, is kept. The engine tells whether an item was read, or
- * written again, since it was created (the call status's `REUSED`): a key written or read once (a large key
- * set read at random) costs the cache nothing, no copy and no entry. A key used again leaves a
+ * written again, since it was created (the call status's `REUSED`): a key written or read
+ * once (a large key set read at random) costs the cache nothing, no copy and no entry. A key used again leaves a
  * *mark* (an entry with no value, version 0), and a key whose mark is still there when it is
  * used once more has its value kept, from then on served as a copy without a parse. So a
  * working set larger than the cache, where marks are gone before their key comes back, pays a

@@ -4,8 +4,8 @@
 //! call.
 //!
 //! Returning these with the value would cost an object or an array per call, and a function
-//! per figure an N-API call each, about as much as a cached `get` in
-//! all. So each JS thread has one array, made by the first `callStatus()` of the thread and
+//! per figure an N-API call each (about as much, for all of them, as a cached `get`). So each
+//! JS thread has one array, made by the first `callStatus()` of the thread and
 //! returned to every later caller: every copy of `lib/backend/native.js` on the thread reads
 //! the one the binding writes. Each call writes the slots it reports before it returns, on
 //! the thread that called it, and the caller reads them at once.
@@ -15,6 +15,7 @@ use napi::{check_status, Env, Result};
 use napi_derive::napi;
 use std::cell::Cell;
 use std::ptr;
+use stepstate_core::Version;
 
 /// The slots of the array; `lib/backend/native.js` names the same indices.
 #[derive(Clone, Copy)]
@@ -50,6 +51,20 @@ pub(crate) fn note(slot: Slot, value: f64) {
         // hook nulls DATA; only this thread writes it, and JS reads it on this thread only
         // between calls.
         unsafe { data.add(slot as usize).write(value) }
+    }
+}
+
+/// Writes what a `set`, `get` or `update` reports of its item: its version (0: none) and
+/// whether it was used before (see [`Slot`]).
+pub(crate) fn note_item(version: Version, reused: bool) {
+    let data = DATA.get();
+    if !data.is_null() {
+        // SAFETY: as in `note`.
+        unsafe {
+            data.add(Slot::Version as usize).write(version as f64);
+            data.add(Slot::Reused as usize)
+                .write(f64::from(u8::from(reused)));
+        }
     }
 }
 

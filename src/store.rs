@@ -1,14 +1,15 @@
 //! The store calls of the in-process backend (memory and file stores): set, get, update,
 //! delete (registered as plain callbacks by `fast.rs`), clear, get_group, entries, keys,
-//! list_groups and close, each one synchronous N-API call over a handle, values crossing as JSON text both ways. A read or write passes the
-//! version of the copy the caller holds, and gets `true` instead of a text it already has.
+//! list_groups and close, each one synchronous N-API call over a handle, values crossing as
+//! JSON text both ways. A read or write passes the version of the copy the caller holds, and
+//! gets `true` instead of a text it already has.
 
 use crate::args::{js_text, Name, Text};
 use crate::durable::note_ticket;
 use crate::errors::to_js;
 use crate::events::keep_alive_for_pending_events;
 use crate::handle::HandleRef;
-use crate::status::{note, Slot};
+use crate::status::{note, note_item, Slot};
 use napi::bindgen_prelude::Either;
 use napi::{Env, JsString, Result};
 use napi_derive::napi;
@@ -56,8 +57,7 @@ pub(crate) fn set<'env>(
         .set_owned(&group, &key, value.0, Ttl::from_millis_arg(ttl_ms));
     keep_alive_for_pending_events(env);
     let replaced = replaced.map_err(to_js)?;
-    note(Slot::Version, replaced.version as f64);
-    note(Slot::Reused, f64::from(u8::from(replaced.reused)));
+    note_item(replaced.version, replaced.reused);
     note_ticket(replaced.ticket);
     let old = replaced
         .old
@@ -78,13 +78,9 @@ pub(crate) fn get<'env>(
     handle
         .engine()?
         .get_tracked(&group, &key, |item| {
-            note(
-                Slot::Version,
-                item.map_or(0.0, |(_, version, _)| version as f64),
-            );
-            note(
-                Slot::Reused,
-                f64::from(u8::from(item.is_some_and(|(_, _, used)| used))),
+            note_item(
+                item.map_or(0, |(_, version, _)| version),
+                item.is_some_and(|(_, _, used)| used),
             );
             maybe_known(
                 env,
@@ -110,8 +106,7 @@ pub(crate) fn update<'env>(
     let result = handle.engine()?.update(&group, &key, &ops.0);
     keep_alive_for_pending_events(env);
     let result = result.map_err(to_js)?;
-    note(Slot::Version, result.version as f64);
-    note(Slot::Reused, f64::from(u8::from(result.reused)));
+    note_item(result.version, result.reused);
     note_ticket(result.ticket);
     note(Slot::Length, result.new_value.len() as f64);
     let holds_old = result.old_value.is_some() && result.old_version == known(known_old);
@@ -161,8 +156,8 @@ pub fn clear(env: Env, handle: HandleRef, group: Name) -> Result<u32> {
 }
 
 /// The group's values as the JSON text of an array, in insertion order; `true` when the
-/// caller's copy of version `known` is still current. The group's version is then
-/// the status's version (`callStatus()`) (0 for a group that does not exist).
+/// caller's copy of version `known` is still current. The group's version (0 for a group that
+/// does not exist) is then in the call status (`callStatus()`).
 #[napi]
 pub fn get_group<'env>(
     env: &'env Env,

@@ -11,8 +11,8 @@
 //! sleeping. A call made in that time is picked up, and a reply read, with no wake-up.
 //!
 //! Keeping awake only for `LINGER` after each call made or answered, as this did first, let the
-//! worker fall asleep while a write script ran: an awaited `set` took 350-660 µs against
-//! 215-285 µs now (and a `get` 110-220 µs either way), in alternated runs on one machine.
+//! worker fall asleep while a write script ran: an awaited `set` took 365-661 µs against
+//! 216-284 µs now (and a `get` 111-220 µs either way), in alternated runs on one machine.
 //!
 //! The cost is the worker's time in those moments: the time the calls are in flight, and
 //! `LINGER` after the last. It is paid only for a Redis that answers quickly (on the same
