@@ -296,6 +296,24 @@ mod tests {
     }
 
     #[test]
+    fn escaped_names_and_many_changed_members_come_out_as_the_full_path_writes_them() {
+        let stored = r#"{"q\"uote":1,"back\\slash":2,"t\u0009ab":3,"plain":4}"#;
+        let mut ops: Vec<String> = ["q\\\"uote", "back\\\\slash", "t\\tab", "plain"]
+            .iter()
+            .map(|path| format!(r#"{{"type":"increment","path":"{path}","by":1}}"#))
+            .collect();
+        // Many new members besides.
+        ops.extend((0..32).map(|i| format!(r#"{{"type":"set","path":"n{i}\"x","value":{i}}}"#)));
+        let ops = format!("[{}]", ops.join(","));
+        let changed = fast(stored, &ops).unwrap();
+        assert_eq!(changed, full(stored, &ops).unwrap());
+        assert!(
+            changed.starts_with(r#"{"q\"uote":2,"back\\slash":3,"t\tab":4,"plain":5,"n0\"x":0,"#),
+            "{changed}"
+        );
+    }
+
+    #[test]
     fn a_failing_op_fails_the_fast_path_with_the_same_error() {
         let stored = r#"{"a":"text","b":1}"#;
         let ops =
