@@ -1,26 +1,31 @@
-// The read cache of a manager (lib/cache.js): values it serves must be exactly what the store holds
-// now, whoever changed them (another manager of the same file store, another thread, expiry),
-// and every value handed out must be a fresh copy. Also the fast path of `set`, which copies an
-// object as JSON data instead of parsing its text back: its `new_value` must be exactly
-// JSON.parse(JSON.stringify(value)) for any value, checked on random values.
+// The read cache of a manager (lib/cache.js, kept by the memory, file and Redis backends): values
+// it serves must be exactly what the store holds now, whoever changed them (another manager of
+// the same store, another thread or process, expiry), and every value handed out must be a
+// fresh copy. Also the fast path of `set`, which copies an object as JSON data instead of
+// parsing its text back: its `new_value` must be exactly JSON.parse(JSON.stringify(value)) for
+// any value, checked on random values.
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
 import { StateManager } from '../index.js'
 import { ValueCache, toJsonData, UNHANDLED } from '../lib/cache.js'
 import { expectRejection } from './helpers/assertions'
-import { closeManagers, freshManager, tempDirectory, track } from './helpers/managers'
+import { adapterUnderTest, closeManagers, freshManager, freshPrefix, tempDirectory, track } from './helpers/managers'
 import { waitFor } from './helpers/wait-for'
 
 afterEach(closeManagers)
 
 const root = join(__dirname, '..')
 
-/** Two managers of one file store in this process: they share one engine, not their caches. */
+/** Two managers of one store in this process, which share the store, not their caches: two of
+ *  one Redis prefix in the Redis pass, else two of one file store (one engine). */
 async function twoManagersOfOneStore(): Promise<[StateManager, StateManager]> {
-  const path = tempDirectory()
-  const first = track(await StateManager.open({ adapter: 'file', path }))
-  const second = track(await StateManager.open({ adapter: 'file', path }))
+  const options =
+    adapterUnderTest === 'redis'
+      ? { adapter: 'redis' as const, url: process.env.STEPSTATE_TEST_REDIS_URL, prefix: freshPrefix() }
+      : { adapter: 'file' as const, path: tempDirectory() }
+  const first = track(await StateManager.open(options))
+  const second = track(await StateManager.open(options))
   return [first, second]
 }
 
@@ -74,6 +79,44 @@ describe('values served from the cache', () => {
     })
     expect(await mine.delete('g', 'k')).toEqual({ v: 8 })
     expect(await mine.delete('g', 'k')).toBeNull()
+  })
+
+  it('calls of one key made together, unawaited, each see the writes made before them', async () => {
+    const state = freshManager()
+    await state.set('g', 'k', { v: 1 })
+    for (let i = 0; i < 3; i++) expect(await state.get('g', 'k')).toEqual({ v: 1 })
+    const increment = [{ type: 'increment', path: 'v', by: 1 }] as const
+    const results = await Promise.all([
+      state.get('g', 'k'),
+      state.set('g', 'k', { v: 2 }),
+      state.get('g', 'k'),
+      state.update('g', 'k', increment as never),
+      state.get('g', 'k'),
+      state.delete('g', 'k'),
+      state.get('g', 'k'),
+      state.update('g', 'k', increment as never),
+      state.set('g', 'k', { v: 5 }),
+      state.get('g', 'k'),
+    ])
+    expect(results).toEqual([
+      { v: 1 },
+      { new_value: { v: 2 }, old_value: { v: 1 } },
+      { v: 2 },
+      { new_value: { v: 3 }, old_value: { v: 2 } },
+      { v: 3 },
+      { v: 3 },
+      null,
+      { new_value: { v: 1 }, old_value: null },
+      { new_value: { v: 5 }, old_value: { v: 1 } },
+      { v: 5 },
+    ])
+    // Every result is a value of its own.
+    for (let i = 0; i < results.length; i++) {
+      for (let j = i + 1; j < results.length; j++) {
+        if (results[i] !== null && results[j] !== null) expect(results[i]).not.toBe(results[j])
+      }
+    }
+    expect(await state.get('g', 'k')).toEqual({ v: 5 })
   })
 
   it('see writes of another worker_thread, for items and for whole groups', async () => {

@@ -64,6 +64,12 @@ class IoRedisStore {
   }
 }
 
+/** A larger value than the order: a ~13 KB document of 200 line items, read again and again. */
+const DOCUMENT = {
+  id: 'doc-1',
+  items: Array.from({ length: 200 }, (_, i) => ({ sku: `sku-${i}`, qty: i, price: i * 1.25, tags: ['a', 'b'] })),
+}
+
 const workloads = [
   sequential('get', OPS, calls.get, fillKeys),
   sequential('set', OPS, calls.set),
@@ -72,6 +78,7 @@ const workloads = [
   concurrent('set', OPS, 64, calls.set),
   concurrent('update', OPS, 64, calls.update, fillKeys),
   concurrent('mixed (50% get, 30% update, 20% set)', OPS, 64, calls.mixed, fillKeys),
+  concurrent('get of a ~13 KB document', OPS, 64, (store) => store.get('docs', 'doc-1'), (store) => store.set('docs', 'doc-1', DOCUMENT)),
 ]
 
 /** Commands that are not round trips of a call: the event reader's, the probe's own, and the

@@ -1,13 +1,14 @@
 'use strict'
-// The read cache of an in-process store (lib/backend/native.js keeps one per manager), and the
-// copies it is built on, which index.js uses too: `toJsonData` makes a `set`'s `new_value`.
+// The read cache of a manager (lib/backend/native.js and lib/backend/redis.js keep one each),
+// and the copies it is built on, which index.js uses too: `toJsonData` makes a `set`'s
+// `new_value`.
 //
 // A JSON.parse of a ~200-byte value costs about ten times a copy of an already parsed one, so
-// each manager keeps the values it has parsed (or stored) beside the engine's version of them
-// (see `Version` in crates/stepstate-core/src/engine.rs). A read passes the version it holds;
-// the engine answers `true` when that is still the stored value, and only then is the cached
-// value used, so the cache can never serve a value another manager, thread or expiry has
-// replaced. Cached values are private: callers always get a copy, and a cached value is handed
+// each manager keeps the values it has parsed (or stored) beside the store's version of them
+// (see `Version` in crates/stepstate-core/src/engine.rs; on Redis, the item's version there). A
+// read passes the version it holds; the store answers `true` when that is still the stored
+// value, and only then is the cached value used, so the cache can never serve a value another
+// manager, thread, process or expiry has replaced. Cached values are private: callers always get a copy, and a cached value is handed
 // out as an `old_value` only by the write that replaces it (and leaves the cache with it).
 
 /**
@@ -66,6 +67,32 @@ function withMembers(value, members) {
 function setField(target, name, value) {
   if (name === '__proto__') Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
   else target[name] = value
+}
+
+/**
+ * The `{ new_value, old_value }` of an update, from the store's answer `text` to a manager that
+ * held `cached` (the item's cache entry when the call was made; see `update_answer` in
+ * src/store.rs): the changed members `{...}` of the cached old value, which then becomes the new
+ * value in place (it stays in the older generation of the heap, where copies of it would cost
+ * the garbage collector a promotion each); or `[new]` (the cached value is the old one) or
+ * `[new, old]`, whose new value `backend.keep` may cache. `version` and `length`: the new
+ * value's version and stored length.
+ */
+function updateResult(backend, group, key, cached, text, version, length) {
+  if (text.charCodeAt(0) === 123 /* { */) {
+    const current = cached.value
+    const oldValue = copyJson(current)
+    withMembers(current, JSON.parse(text))
+    const newValue = copyJson(current)
+    backend.cache.putItem(group, key, version, current, length)
+    return { new_value: newValue, old_value: oldValue }
+  }
+  const values = JSON.parse(text)
+  const newValue = values[0]
+  // Taken before `keep`, which may put the new value in the same entry.
+  const oldValue = values.length === 1 ? cached.value : values[1]
+  backend.keep(group, key, cached, newValue, length, version)
+  return { new_value: newValue, old_value: oldValue }
 }
 
 /** Returned by `toJsonData` for what its fast path does not handle. */
@@ -225,6 +252,20 @@ class ValueCache {
     this.putEntry(group, key, version, value, textBytes + ENTRY_BYTES)
   }
 
+  /**
+   * Caches `value` as the item at `version`; returns what the caller who has `value` may hand
+   * out: a value just parsed (`owned`) is cached as it is and the caller gets a copy, any other
+   * is cached as a copy.
+   */
+  keepValue(group, key, version, value, textBytes, owned) {
+    if (owned) {
+      this.putItem(group, key, version, value, textBytes)
+      return copyJson(value)
+    }
+    this.putItem(group, key, version, copyJson(value), textBytes)
+    return value
+  }
+
   putEntry(group, key, version, value, bytes) {
     const items = this.items.get(group)
     const entry = items === undefined ? undefined : items.get(key)
@@ -340,4 +381,4 @@ class ValueCache {
   }
 }
 
-module.exports = { ValueCache, DEFAULT_CACHE_BYTES, MAX_NESTING, copyJson, toJsonData, withMembers, UNHANDLED }
+module.exports = { ValueCache, DEFAULT_CACHE_BYTES, MAX_NESTING, copyJson, toJsonData, updateResult, withMembers, UNHANDLED }

@@ -71,10 +71,10 @@ callback!(set => env store::set, handle: HandleRef, group: Name, key: Name, valu
 callback!(get => env store::get, handle: HandleRef, group: Name, key: Name, known: f64);
 callback!(update => env store::update, handle: HandleRef, group: Name, key: Name, ops: Text, known_old: f64);
 callback!(delete => env store::delete, handle: HandleRef, group: Name, key: Name, known_old: f64);
-callback!(redis_set => redis::redis_set_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name, value: Text, ttl_ms: f64);
-callback!(redis_get => redis::redis_get_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name);
-callback!(redis_update => redis::redis_update_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name, ops: Text);
-callback!(redis_delete => redis::redis_delete_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name);
+callback!(redis_set => redis::redis_set_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name, value: Text, ttl_ms: f64, known_old: f64);
+callback!(redis_get => redis::redis_get_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name, known: f64);
+callback!(redis_update => redis::redis_update_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name, ops: Text, known_old: f64);
+callback!(redis_delete => redis::redis_delete_start, id: u32, completions: CompletionsArg, call: u32, group: Name, key: Name, known_old: f64);
 
 /// Adds the callbacks to the module's exports, under their JS names (binding.d.ts, which
 /// napi-rs writes from `#[napi]` items, does not list them; `store.rs` documents each).

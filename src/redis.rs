@@ -14,6 +14,7 @@ use crate::args::{js_text, Name, Text};
 use crate::errors::{error_text, to_js};
 use crate::events::{subscribe_to, Subscription};
 use crate::options::{engine_options, positive};
+use crate::store::{known, update_answer};
 use napi::bindgen_prelude::{
     spawn, sys, Array, External, FromNapiRef, FromNapiValue, Function, Null,
 };
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use stepstate_core::store::{GroupRead, RedisOptions, RedisStore};
-use stepstate_core::{Error, Ttl};
+use stepstate_core::{Error, Ttl, Version};
 
 fn stores() -> &'static Mutex<HashMap<u32, Arc<RedisStore>>> {
     static STORES: OnceLock<Mutex<HashMap<u32, Arc<RedisStore>>>> = OnceLock::new();
@@ -45,9 +46,56 @@ fn store(id: u32) -> Result<Arc<RedisStore>> {
 
 type ReadyCallback = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-/// The outcome of one started call: the reply's text (or none), or the error's text (see
-/// `errors.rs`).
-type Outcome = std::result::Result<Option<String>, String>;
+/// What a call answers: a text (none, or `Known`: the value JavaScript said it holds), with the
+/// version of the item read or written (0: none) and the length of its stored text (which the
+/// read cache counts), as `store.rs` answers for the in-process stores.
+pub(crate) struct Answer {
+    text: AnswerText,
+    version: Version,
+    length: usize,
+}
+
+enum AnswerText {
+    None,
+    Known,
+    Text(String),
+}
+
+impl Answer {
+    /// No item (or a call that answers with none).
+    fn none() -> Answer {
+        Answer {
+            text: AnswerText::None,
+            version: 0,
+            length: 0,
+        }
+    }
+
+    /// A text about no one item (a whole group's).
+    fn text(text: String) -> Answer {
+        Answer {
+            text: AnswerText::Text(text),
+            version: 0,
+            length: 0,
+        }
+    }
+
+    /// An item's value: `Known` when JavaScript holds its version already.
+    fn item(text: String, version: Version, known: Version, length: usize) -> Answer {
+        Answer {
+            text: if version != 0 && version == known {
+                AnswerText::Known
+            } else {
+                AnswerText::Text(text)
+            },
+            version,
+            length,
+        }
+    }
+}
+
+/// The outcome of one started call: its answer, or the error's text (see `errors.rs`).
+type Outcome = std::result::Result<Answer, String>;
 
 /// The outcomes of a store's started calls that JavaScript has not taken yet, and the callback
 /// that tells it some are waiting. One per store, held by JavaScript (an external) so that the
@@ -69,7 +117,7 @@ struct CompletionQueue {
 
 impl Completions {
     /// Queues the outcome of call `call`, and wakes JavaScript if nothing was waiting.
-    fn finish(&self, call: u32, outcome: std::result::Result<Option<String>, Error>) {
+    fn finish(&self, call: u32, outcome: std::result::Result<Answer, Error>) {
         let outcome = outcome.map_err(|err| error_text(&err));
         let wake = {
             let mut queue = self.queue.lock();
@@ -101,7 +149,7 @@ impl FromNapiValue for CompletionsArg {
 fn start<F, Fut>(id: u32, completions: &Arc<Completions>, call: u32, work: F) -> Result<()>
 where
     F: FnOnce(Arc<RedisStore>) -> Fut,
-    Fut: Future<Output = std::result::Result<Option<String>, Error>> + Send + 'static,
+    Fut: Future<Output = std::result::Result<Answer, Error>> + Send + 'static,
 {
     let work = work(store(id)?);
     let completions = Arc::clone(completions);
@@ -143,8 +191,13 @@ pub fn redis_hold(
     }
 }
 
-/// Takes the waiting outcomes as one flat array `[call, failed, text, call, failed, text, ...]`:
-/// `failed` is 0 with the reply's text (or null), 1 with the error's text.
+/// How many elements of `redisDrain`'s array each outcome takes.
+const DRAINED: usize = 5;
+
+/// Takes the waiting outcomes as one flat array of `[call, failed, text, version, length]` each:
+/// `failed` 0 with the answer's text (null: none; `true`: the value of the version JavaScript
+/// said it holds), its item's version and stored length (see [`Answer`]); `failed` 1 with the
+/// error's text.
 #[napi]
 pub fn redis_drain<'env>(
     env: &'env Env,
@@ -155,19 +208,26 @@ pub fn redis_drain<'env>(
         queue.notified = false;
         std::mem::take(&mut queue.done)
     };
-    let mut out = env.create_array((done.len() * 3) as u32)?;
+    let mut out = env.create_array((done.len() * DRAINED) as u32)?;
     for (n, (call, outcome)) in done.into_iter().enumerate() {
-        let at = (n * 3) as u32;
+        let at = (n * DRAINED) as u32;
         out.set(at, call)?;
-        let (failed, text) = match outcome {
-            Ok(text) => (0, text),
-            Err(text) => (1, Some(text)),
+        let answer = match outcome {
+            Ok(answer) => answer,
+            Err(text) => {
+                out.set(at + 1, 1)?;
+                out.set(at + 2, js_text(env, &text)?)?;
+                continue;
+            }
         };
-        out.set(at + 1, failed)?;
-        match text {
-            Some(text) => out.set(at + 2, js_text(env, &text)?)?,
-            None => out.set(at + 2, Null)?,
+        out.set(at + 1, 0)?;
+        match answer.text {
+            AnswerText::None => out.set(at + 2, Null)?,
+            AnswerText::Known => out.set(at + 2, true)?,
+            AnswerText::Text(text) => out.set(at + 2, js_text(env, &text)?)?,
         }
+        out.set(at + 3, answer.version as f64)?;
+        out.set(at + 4, answer.length as f64)?;
     }
     Ok(out)
 }
@@ -181,7 +241,9 @@ pub fn redis_release(completions: &External<Arc<Completions>>) {
 }
 
 /// Starts storing a value (JSON text) with a TTL in milliseconds (negative: the store's
-/// default); the outcome of call `call` is the previous value's text, or null.
+/// default); call `call` answers with the previous value's text (`Known` when its version is
+/// `known_old`) or none, and the new value's version.
+#[allow(clippy::too_many_arguments)] // the call's arguments, as JavaScript passes them
 pub(crate) fn redis_set_start(
     id: u32,
     completions: CompletionsArg,
@@ -190,30 +252,55 @@ pub(crate) fn redis_set_start(
     key: Name,
     value: Text,
     ttl_ms: f64,
+    known_old: f64,
 ) -> Result<()> {
     let ttl = Ttl::from_millis_arg(ttl_ms);
+    let known_old = known(known_old);
+    let length = value.0.len();
     start(id, completions.0, call, move |store| {
         let set = store.set(group.as_str(), key.as_str(), value.0, ttl);
-        async move { Ok(set.await?.old.map(String::from)) }
+        async move {
+            let replaced = set.await?;
+            let mut answer = match replaced.old {
+                Some(old) => Answer::item(old.into(), replaced.old_version, known_old, 0),
+                None => Answer::none(),
+            };
+            answer.version = replaced.version;
+            answer.length = length;
+            Ok(answer)
+        }
     })
 }
 
-/// Starts reading a value; the outcome of call `call` is its text, or null.
+/// Starts reading a value; call `call` answers with its text (`Known` when its version is
+/// `known`) and version, or none.
 pub(crate) fn redis_get_start(
     id: u32,
     completions: CompletionsArg,
     call: u32,
     group: Name,
     key: Name,
+    known_version: f64,
 ) -> Result<()> {
+    let known_version = known(known_version);
     start(id, completions.0, call, move |store| {
         let get = store.get(group.as_str(), key.as_str());
-        async move { Ok(get.await?.map(|(text, _)| text)) }
+        async move {
+            Ok(match get.await? {
+                Some((text, version)) => {
+                    let length = text.len();
+                    Answer::item(text, version, known_version, length)
+                }
+                None => Answer::none(),
+            })
+        }
     })
 }
 
-/// Starts applying ops (JSON text of an array); the outcome of call `call` is the JSON text
-/// `[new_value, old_value]`.
+/// Starts applying ops (JSON text of an array); call `call` answers as `update` does in
+/// `store.rs`: when the old value's version is `known_old`, the changed members `{...}` (if the
+/// ops changed only some members of an object) or `[new_value]`; otherwise
+/// `[new_value, old_value]`; with the new value's version and length.
 pub(crate) fn redis_update_start(
     id: u32,
     completions: CompletionsArg,
@@ -221,37 +308,44 @@ pub(crate) fn redis_update_start(
     group: Name,
     key: Name,
     ops: Text,
+    known_old: f64,
 ) -> Result<()> {
+    let known_old = known(known_old);
     start(id, completions.0, call, move |store| {
         let update = store.update(group.as_str(), key.as_str(), &ops.0);
-        async move { Ok(Some(update_pair(&update.await?))) }
+        async move {
+            let result = update.await?;
+            Ok(Answer {
+                text: AnswerText::Text(update_answer(&result, known_old).into_owned()),
+                version: result.version,
+                length: result.new_value.len(),
+            })
+        }
     })
 }
 
-/// Starts removing an item; the outcome of call `call` is its value's text, or null.
+/// Starts removing an item; call `call` answers with its value's text (`Known` when its version
+/// is `known_old`), or none.
 pub(crate) fn redis_delete_start(
     id: u32,
     completions: CompletionsArg,
     call: u32,
     group: Name,
     key: Name,
+    known_old: f64,
 ) -> Result<()> {
+    let known_old = known(known_old);
     start(id, completions.0, call, move |store| {
         let delete = store.delete(group.as_str(), key.as_str());
-        async move { Ok(delete.await?.map(|removed| String::from(removed.old))) }
+        async move {
+            Ok(match delete.await? {
+                Some(removed) => {
+                    Answer::item(removed.old.into(), removed.old_version, known_old, 0)
+                }
+                None => Answer::none(),
+            })
+        }
     })
-}
-
-/// The JSON text `[new_value, old_value]` of an update's result.
-fn update_pair(result: &stepstate_core::WriteResult) -> String {
-    let old = result.old_value.as_deref().unwrap_or("null");
-    let mut pair = String::with_capacity(3 + result.new_value.len() + old.len());
-    pair.push('[');
-    pair.push_str(&result.new_value);
-    pair.push(',');
-    pair.push_str(old);
-    pair.push(']');
-    pair
 }
 
 /// Connects to Redis at `url` (the change events under `prefix` are read from the first
@@ -291,7 +385,7 @@ pub fn redis_clear_start(
 ) -> Result<()> {
     start(id, completions, call, move |store| {
         let clear = store.clear(group.as_str());
-        async move { clear.await.map(|_| None) }
+        async move { clear.await.map(|_| Answer::none()) }
     })
 }
 
@@ -313,7 +407,7 @@ pub fn redis_read_group_start(
     };
     start(id, completions, call, move |store| {
         let text = store.read_group(group.as_str(), read);
-        async move { text.await.map(Some) }
+        async move { text.await.map(Answer::text) }
     })
 }
 

@@ -13,10 +13,11 @@ use crate::status::{note, note_item, Slot};
 use napi::bindgen_prelude::Either;
 use napi::{Env, JsString, Result};
 use napi_derive::napi;
-use stepstate_core::{GroupRead, Ttl, Version};
+use std::borrow::Cow;
+use stepstate_core::{GroupRead, Ttl, Version, WriteResult};
 
 /// The version a caller says it holds a copy of (0: none).
-fn known(version: f64) -> Version {
+pub(crate) fn known(version: f64) -> Version {
     if version >= 1.0 {
         version as Version
     } else {
@@ -109,9 +110,16 @@ pub(crate) fn update<'env>(
     note_item(result.version, result.reused);
     note_ticket(result.ticket);
     note(Slot::Length, result.new_value.len() as f64);
-    let holds_old = result.old_value.is_some() && result.old_version == known(known_old);
+    js_text(env, &update_answer(&result, known(known_old)))
+}
+
+/// What an update answers a caller that holds the old value at version `known_old`: the changed
+/// members `{...}` when the ops changed only some members of an object, else `[new_value]`;
+/// a caller that does not hold it gets `[new_value, old_value]`.
+pub(crate) fn update_answer(result: &WriteResult, known_old: Version) -> Cow<'_, str> {
+    let holds_old = result.old_value.is_some() && result.old_version == known_old;
     if let (true, Some(members)) = (holds_old, &result.changed_members) {
-        return js_text(env, members);
+        return Cow::Borrowed(members);
     }
     // The caller holds the old value already: leave it out.
     let old = (!holds_old).then(|| result.old_value.as_deref().unwrap_or("null"));
@@ -123,7 +131,7 @@ pub(crate) fn update<'env>(
         pair.push_str(old);
     }
     pair.push(']');
-    js_text(env, &pair)
+    Cow::Owned(pair)
 }
 
 /// Removes an item; returns its value's text (`true` when its version is `known_old`) or null.

@@ -28,7 +28,7 @@
 //   close()                             flushes and releases the store; undefined or a Promise
 
 const native = require('../../binding.js')
-const { ValueCache, copyJson, withMembers } = require('../cache.js')
+const { ValueCache, copyJson, updateResult } = require('../cache.js')
 const { makeError, fromNative, describe } = require('../errors.js')
 const { subscribeNative, unsubscribeNative } = require('./events.js')
 
@@ -173,13 +173,13 @@ class NativeBackend {
   }
 
   /**
-   * After a read or write of `value` (`cached`: the item's cache entry before it), keeps a
-   * private copy of it in the cache when the key was used again, soon (see ValueCache: a key
-   * used once leaves nothing, one used again a mark, one marked its value). Returns what the
-   * caller may have: `value` itself, or with `owned` (a value just parsed), the value when the
-   * cache took it and a copy then.
+   * After a read or write of `value` at `version` (`cached`: the item's cache entry before it),
+   * keeps a private copy of it in the cache when the key was used again, soon (see ValueCache:
+   * a key used once leaves nothing, one used again a mark, one marked its value). Returns what
+   * the caller may have: `value` itself, or with `owned` (a value just parsed), the value when
+   * the cache took it and a copy then.
    */
-  keep(group, key, cached, value, textBytes, owned = false) {
+  keep(group, key, cached, value, textBytes, version, owned = false) {
     const cache = this.cache
     // A key whose value is cached is in use: only the others need the engine's word.
     if (cached === undefined || cached.value === undefined) {
@@ -192,12 +192,7 @@ class NativeBackend {
         return value
       }
     }
-    if (owned) {
-      cache.putItem(group, key, status[VERSION], value, textBytes)
-      return copyJson(value)
-    }
-    cache.putItem(group, key, status[VERSION], copyJson(value), textBytes)
-    return value
+    return cache.keepValue(group, key, version, value, textBytes, owned)
   }
 
   set(group, key, text, value, ttlMs) {
@@ -210,7 +205,7 @@ class NativeBackend {
       throw fromNative(err)
     }
     const oldValue = old === true ? cached.value : parseOrNull(old)
-    this.keep(group, key, cached, value, text.length)
+    this.keep(group, key, cached, value, text.length, status[VERSION])
     return this.acknowledged({ new_value: value, old_value: oldValue })
   }
 
@@ -230,7 +225,7 @@ class NativeBackend {
     }
     const value = JSON.parse(text)
     // Unless the cache keeps it, the caller gets the parsed value itself.
-    return this.keep(group, key, cached, value, text.length, true)
+    return this.keep(group, key, cached, value, text.length, status[VERSION], true)
   }
 
   update(group, key, opsText) {
@@ -242,25 +237,7 @@ class NativeBackend {
     } catch (err) {
       throw fromNative(err)
     }
-    // When the old value is the cached one: the changed members `{...}`, or `[new]`;
-    // otherwise `[new, old]`.
-    let newValue
-    let oldValue
-    if (pair.charCodeAt(0) === 123 /* { */) {
-      // The cached value becomes the new one in place (it stays in the older generation of
-      // the heap, where copies of it would cost the garbage collector a promotion each).
-      const current = cached.value
-      oldValue = copyJson(current)
-      withMembers(current, JSON.parse(pair))
-      newValue = copyJson(current)
-      cache.putItem(group, key, status[VERSION], current, status[LENGTH])
-    } else {
-      const values = JSON.parse(pair)
-      newValue = values[0]
-      oldValue = values.length === 1 ? cached.value : values[1]
-      this.keep(group, key, cached, newValue, pair.length)
-    }
-    return this.acknowledged({ new_value: newValue, old_value: oldValue })
+    return this.acknowledged(updateResult(this, group, key, cached, pair, status[VERSION], status[LENGTH]))
   }
 
   delete(group, key) {

@@ -4,9 +4,12 @@
 // store/redis): atomic updates by compare-and-set with the core's op engine, expiry by the
 // server's clock, change events recorded in a stream by the same atomic step as each write. Its
 // calls are async (src/redis.rs), so every method here returns a Promise; it answers the calls
-// listed at the top of native.js. Errors leave here as coded errors (lib/errors.js).
+// listed at the top of native.js. Like native.js it keeps a read cache of the values it read or
+// wrote by their version (lib/cache.js), so that a value this manager holds already is neither
+// handed to JavaScript nor parsed again. Errors leave here as coded errors (lib/errors.js).
 
 const native = require('../../binding.js')
+const { ValueCache, copyJson, updateResult } = require('../cache.js')
 const { makeError, fromNative, describe } = require('../errors.js')
 const { subscribeNative, unsubscribeNative } = require('./events.js')
 
@@ -109,12 +112,18 @@ class RedisBackend {
     this.nextCall = 0
     this.completions = null
     this.closed = false
+    // Values this manager read or wrote, by the version Redis gave them (see lib/cache.js): a
+    // call passes the version it holds, and the store answers `true` instead of sending a
+    // value this manager already has parsed, whoever wrote in between.
+    this.cache = new ValueCache(settings.cacheBytes)
   }
 
   /**
    * A Promise of one native call: `start(completions, call)` starts it under the number
-   * `call`; its reply's text (or null) settles the Promise through `finish(text)`. `write`:
-   * whether it changes the store (see `writing`).
+   * `call`; its answer settles the Promise through `finish(text, version, length)`: the text
+   * (null: none; `true`: the value of the version the call said it holds), the version of the
+   * item read or written and the length of its stored text. `write`: whether it changes the
+   * store (see `writing`).
    */
   call(start, finish, write = false) {
     return new Promise((resolve, reject) => {
@@ -140,7 +149,7 @@ class RedisBackend {
   complete() {
     const done = native.redisDrain(this.completions)
     const pending = this.pending
-    for (let i = 0; i < done.length; i += 3) {
+    for (let i = 0; i < done.length; i += 5) {
       const call = pending.get(done[i])
       if (call === undefined) continue
       pending.delete(done[i])
@@ -151,7 +160,7 @@ class RedisBackend {
       }
       let value
       try {
-        value = call.finish(done[i + 2])
+        value = call.finish(done[i + 2], done[i + 3], done[i + 4])
       } catch (err) {
         call.reject(err)
         continue
@@ -193,35 +202,87 @@ class RedisBackend {
     }, rethrow)
   }
 
+  /**
+   * After a read or write of `value` at `version` (`cached`: the item's cache entry when the
+   * call was made), keeps a private copy of it when the key was used before, soon (a first use
+   * leaves a mark, see ValueCache). Returns what the caller may have: `value` itself, or with
+   * `owned` (a value just parsed), a copy when the cache took it.
+   */
+  keep(group, key, cached, value, textBytes, version, owned = false) {
+    const cache = this.cache
+    if (cached === undefined) {
+      cache.markItem(group, key)
+      return value
+    }
+    return cache.keepValue(group, key, version, value, textBytes, owned)
+  }
+
+  // A call's answer is `true` only when the item was still at the version the call passed:
+  // no write came between, so the entry it read then still holds that value.
+
   set(group, key, text, value, ttlMs) {
+    const cached = this.cache.item(group, key)
+    const known = this.cache.versionOf(cached)
     return this.call(
-      (completions, call) => native.redisSetStart(this.id, completions, call, group, key, text, ttlMs),
-      (old) => ({ new_value: value, old_value: parseOrNull(old) }),
-      true,
-    )
-  }
-
-  get(group, key) {
-    return this.call((completions, call) => native.redisGetStart(this.id, completions, call, group, key), parseOrNull)
-  }
-
-  update(group, key, opsText) {
-    return this.call(
-      (completions, call) => native.redisUpdateStart(this.id, completions, call, group, key, opsText),
-      (pair) => {
-        const values = JSON.parse(pair)
-        return { new_value: values[0], old_value: values[1] }
+      (completions, call) => native.redisSetStart(this.id, completions, call, group, key, text, ttlMs, known),
+      (old, version, length) => {
+        // The write that replaces the cached value hands it out as the old one.
+        const oldValue = old === true ? cached.value : parseOrNull(old)
+        this.keep(group, key, cached, value, length, version)
+        return { new_value: value, old_value: oldValue }
       },
       true,
     )
   }
 
+  get(group, key) {
+    const cached = this.cache.item(group, key)
+    const known = this.cache.versionOf(cached)
+    return this.call(
+      (completions, call) => native.redisGetStart(this.id, completions, call, group, key, known),
+      (text, version, length) => {
+        if (text === true) return copyJson(cached.value)
+        if (text === null) {
+          this.cache.dropItem(group, key)
+          return null
+        }
+        return this.keep(group, key, cached, JSON.parse(text), length, version, true)
+      },
+    )
+  }
+
+  update(group, key, opsText) {
+    const cached = this.cache.item(group, key)
+    const known = this.cache.versionOf(cached)
+    return this.call(
+      (completions, call) => native.redisUpdateStart(this.id, completions, call, group, key, opsText, known),
+      (text, version, length) => updateResult(this, group, key, cached, text, version, length),
+      true,
+    )
+  }
+
   delete(group, key) {
-    return this.call((completions, call) => native.redisDeleteStart(this.id, completions, call, group, key), parseOrNull, true)
+    const cached = this.cache.item(group, key)
+    const known = this.cache.versionOf(cached)
+    return this.call(
+      (completions, call) => native.redisDeleteStart(this.id, completions, call, group, key, known),
+      (text) => {
+        this.cache.dropItem(group, key)
+        return text === true ? cached.value : parseOrNull(text)
+      },
+      true,
+    )
   }
 
   clear(group) {
-    return this.call((completions, call) => native.redisClearStart(this.id, completions, call, group), () => undefined, true)
+    return this.call(
+      (completions, call) => native.redisClearStart(this.id, completions, call, group),
+      () => {
+        this.cache.forget(group)
+        return undefined
+      },
+      true,
+    )
   }
 
   /** `read` 'values', 'entries' or 'keys' of the whole group, parsed. */
@@ -261,6 +322,7 @@ class RedisBackend {
 
   /** Stops following events and drops the connections; returns at once, even while Redis is down. */
   close() {
+    this.cache.clear()
     if (this.id !== 0) native.redisClose(this.id)
     if (!this.closed) {
       this.closed = true
