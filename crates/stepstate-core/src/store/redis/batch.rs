@@ -10,8 +10,6 @@ use super::RedisStore;
 use crate::engine::Version;
 use crate::error::Result;
 
-use super::line::Guard;
-
 /// One write, as the write script takes it (see `scripts.rs`).
 pub(super) enum Write {
     Set {
@@ -39,12 +37,6 @@ pub(super) struct Pending {
 pub(super) struct PendingRead {
     pub(super) items: String,
     pub(super) key: String,
-    /// The read's place in its key's line, let go once the read is answered: a write made
-    /// after it waits until then. (Letting go once the read has joined the connection's queue
-    /// would let such a write go sooner, but a read cannot tell when it has joined: not while
-    /// the connection is being made again, nor while its queue is full.)
-    #[allow(dead_code)] // held for its drop
-    pub(super) held: Guard,
     pub(super) reply: tokio::sync::oneshot::Sender<Result<ReadReply>>,
 }
 
@@ -218,7 +210,6 @@ pub(super) async fn read_batches(
             return;
         };
         in_flight.spawn(async move {
-            // Each read lets go of its place when answered (see `PendingRead::held`).
             let replies = store.send_reads(&batch).await;
             drop(store);
             let replies = replies.map(|(payloads, server_ms)| {

@@ -630,11 +630,10 @@ impl RedisStore {
 
     /// Has the reader task `HGET` the item (with the reads waiting beside it, in one
     /// pipeline); its payload, and the server's time (ms) once it was read.
-    async fn read(&self, group: &str, key: &str, held: Guard) -> Result<ReadReply> {
+    async fn read(&self, group: &str, key: &str) -> Result<ReadReply> {
         self.batched(&self.reads, |reply| PendingRead {
             items: self.items_key(group),
             key: key.to_owned(),
-            held,
             reply,
         })
         .await
@@ -842,8 +841,9 @@ impl RedisStore {
         let place = Place::read(self.key_lock(group, key));
         let (store, group, key) = (Arc::clone(self), group.to_owned(), key.to_owned());
         async move {
-            // Held (shared with other reads) until the read is answered: a write made later
-            // goes after it.
+            // Held (shared with other reads) until the call has its answer, so that a write made
+            // later is answered after it: the process learns of the two in the order they were
+            // made (a read cache relies on it), and remembers the later version.
             let held = place.reached().await;
             store.get_now(&group, &key, held).await
         }
@@ -853,10 +853,10 @@ impl RedisStore {
         &self,
         group: &str,
         key: &str,
-        held: Guard,
+        _held: Guard,
     ) -> Result<Option<(String, Version)>> {
         check_item(group, key)?;
-        let (reply, server_ms) = self.read(group, key, held).await?;
+        let (reply, server_ms) = self.read(group, key).await?;
         let Some(payload) = reply else {
             return Ok(None);
         };
