@@ -8,8 +8,9 @@
 // (see `Version` in crates/stepstate-core/src/engine.rs; on Redis, the item's version there). A
 // read passes the version it holds; the store answers `true` when that is still the stored
 // value, and only then is the cached value used, so the cache can never serve a value another
-// manager, thread, process or expiry has replaced. Cached values are private: callers always get a copy, and a cached value is handed
-// out as an `old_value` only by the write that replaces it (and leaves the cache with it).
+// manager, thread, process or expiry has replaced. Cached values are private: callers always
+// get a copy, and a cached value is handed out as an `old_value` only by the write that
+// replaces it (and leaves the cache with it).
 
 /**
  * A copy of `value`, which holds only what JSON.parse makes (plain objects and arrays, strings,
@@ -176,11 +177,13 @@ const ENTRY_BYTES = 64
  *
  * Only what is used again, soon, is kept. The engine tells whether an item was read, or
  * written again, since it was created (the call status's `REUSED`): a key written or read
- * once (a large key set read at random) costs the cache nothing, no copy and no entry. A key used again leaves a
- * *mark* (an entry with no value, version 0), and a key whose mark is still there when it is
- * used once more has its value kept, from then on served as a copy without a parse. So a
- * working set larger than the cache, where marks are gone before their key comes back, pays a
- * map entry per read rather than a copy, and a hot key is a cache hit from its fourth use on.
+ * once (a large key set read at random) costs the cache nothing, no copy and no entry (on
+ * Redis, where nothing tells that, a first use leaves the mark instead). A key used again
+ * leaves a *mark* (an entry with no value, version 0), and a key whose mark is still there
+ * when it is used once more has its value kept, from then on served as a copy without a parse.
+ * So a working set larger than the cache, where marks are gone before their key comes back,
+ * pays a map entry per read rather than a copy, and a hot key is a cache hit from its fourth
+ * use on.
  *
  * Bounded by `limit` bytes of JSON text, in two generations of half the budget each: new
  * entries go to the young one; when it is full it becomes the old one (the previous old one is

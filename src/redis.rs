@@ -79,17 +79,15 @@ impl Answer {
             length: 0,
         }
     }
+}
 
-    /// An item's value: `Known` when JavaScript holds its version already.
-    fn item(text: String, version: Version, known: Version, length: usize) -> Answer {
-        Answer {
-            text: if version != 0 && version == known {
-                AnswerText::Known
-            } else {
-                AnswerText::Text(text)
-            },
-            version,
-            length,
+impl AnswerText {
+    /// A value at `version`: `Known` when JavaScript holds that version already.
+    fn value(text: String, version: Version, known: Version) -> AnswerText {
+        if version != 0 && version == known {
+            AnswerText::Known
+        } else {
+            AnswerText::Text(text)
         }
     }
 }
@@ -261,13 +259,14 @@ pub(crate) fn redis_set_start(
         let set = store.set(group.as_str(), key.as_str(), value.0, ttl);
         async move {
             let replaced = set.await?;
-            let mut answer = match replaced.old {
-                Some(old) => Answer::item(old.into(), replaced.old_version, known_old, 0),
-                None => Answer::none(),
-            };
-            answer.version = replaced.version;
-            answer.length = length;
-            Ok(answer)
+            Ok(Answer {
+                text: match replaced.old {
+                    Some(old) => AnswerText::value(old.into(), replaced.old_version, known_old),
+                    None => AnswerText::None,
+                },
+                version: replaced.version,
+                length,
+            })
         }
     })
 }
@@ -287,10 +286,11 @@ pub(crate) fn redis_get_start(
         let get = store.get(group.as_str(), key.as_str());
         async move {
             Ok(match get.await? {
-                Some((text, version)) => {
-                    let length = text.len();
-                    Answer::item(text, version, known_version, length)
-                }
+                Some((text, version)) => Answer {
+                    length: text.len(),
+                    text: AnswerText::value(text, version, known_version),
+                    version,
+                },
                 None => Answer::none(),
             })
         }
@@ -339,9 +339,10 @@ pub(crate) fn redis_delete_start(
         let delete = store.delete(group.as_str(), key.as_str());
         async move {
             Ok(match delete.await? {
-                Some(removed) => {
-                    Answer::item(removed.old.into(), removed.old_version, known_old, 0)
-                }
+                Some(removed) => Answer {
+                    text: AnswerText::value(removed.old.into(), removed.old_version, known_old),
+                    ..Answer::none()
+                },
                 None => Answer::none(),
             })
         }
