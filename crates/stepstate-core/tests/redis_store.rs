@@ -116,6 +116,36 @@ fn concurrent_updates_from_two_stores_lose_nothing() {
 }
 
 #[test]
+fn old_values_are_exact_whether_this_process_holds_them_or_another_wrote_since() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let first = open(&server, "t9:").await;
+        let second = open(&server, "t9:").await;
+        let n = |n: u32| format!(r#"{{"n":{n}}}"#);
+        let set = |store: &Arc<RedisStore>, value: u32| store.set("g", "k", n(value), Ttl::Default);
+        let old = |text: Option<Box<str>>| text.map(String::from);
+        assert_eq!(old(set(&first, 1).await.unwrap().old), None);
+        // The old value is the one this process wrote, which Redis need not send back...
+        assert_eq!(old(set(&first, 2).await.unwrap().old), Some(n(1)));
+        // ...or the one another process wrote since, which it must.
+        assert_eq!(old(set(&second, 3).await.unwrap().old), Some(n(2)));
+        assert_eq!(old(set(&first, 4).await.unwrap().old), Some(n(3)));
+        let ops = r#"[{"type":"increment","path":"n","by":1}]"#;
+        let updated = first.update("g", "k", ops).await.unwrap();
+        assert_eq!((updated.old_value, updated.new_value), (Some(n(4)), n(5)));
+        assert_eq!(old(set(&second, 10).await.unwrap().old), Some(n(5)));
+        // This process's value is stale: its compare-and-set fails, and the ops run on 10.
+        let updated = first.update("g", "k", ops).await.unwrap();
+        assert_eq!((updated.old_value, updated.new_value), (Some(n(10)), n(11)));
+        let updated = second.update("g", "k", ops).await.unwrap();
+        assert_eq!((updated.old_value, updated.new_value), (Some(n(11)), n(12)));
+        assert_eq!(first.get("g", "k").await.unwrap().unwrap().0, n(12));
+    });
+}
+
+#[test]
 fn a_failing_update_changes_nothing_and_reports_its_op() {
     let Some(server) = RedisServer::start() else {
         return;

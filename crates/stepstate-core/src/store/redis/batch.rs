@@ -15,6 +15,9 @@ pub(super) enum Write {
     Set {
         json: Arc<str>,
         ttl_ms: u64,
+        /// The version whose text the caller holds (0: none): the script then leaves that
+        /// text out of its reply.
+        known: Version,
     },
     CompareAndSet {
         expected: Version,

@@ -596,13 +596,17 @@ impl RedisStore {
         for pending in batch {
             let (group, key) = (&pending.group, &pending.key);
             match &pending.write {
-                Write::Set { json, ttl_ms } => invocation
+                Write::Set {
+                    json,
+                    ttl_ms,
+                    known,
+                } => invocation
                     .arg("s")
                     .arg(group)
                     .arg(key)
                     .arg(&**json)
                     .arg(*ttl_ms)
-                    .arg(0),
+                    .arg(*known),
                 Write::CompareAndSet {
                     expected,
                     json,
@@ -799,6 +803,9 @@ impl RedisStore {
         };
         let json: Arc<str> = Arc::from(value);
         let _in_line = place.reached().await;
+        // The text this process holds of the item, if any: Redis sends back the old value only
+        // when it is another.
+        let known = self.known_version(group, key);
         let reply = self
             .write(
                 group,
@@ -806,13 +813,17 @@ impl RedisStore {
                 Write::Set {
                     json: json.clone(),
                     ttl_ms,
+                    known: known.as_ref().map_or(0, |(version, _)| *version),
                 },
             )
             .await?;
         let Value::Array(parts) = &reply else {
             return Err(unexpected("set", &reply));
         };
-        let old = parts.first().and_then(text).map(String::into_boxed_str);
+        let old = match (parts.first(), known) {
+            (Some(Value::Int(1)), Some((_, text))) => Some(Box::from(&*text)),
+            (first, _) => first.and_then(text).map(String::into_boxed_str),
+        };
         let old_version = parts.get(1).map_or(0, integer);
         let version = parts.get(2).map_or(0, integer);
         self.advance(parts.get(3).and_then(text).as_deref());
@@ -918,7 +929,8 @@ impl RedisStore {
                 return Err(unexpected("update", &reply));
             };
             if parts.first().map_or(0, integer) == 1 {
-                let old_value = parts.get(1).and_then(text);
+                // Stored over the value at the expected version: the one the ops ran on.
+                let old_value = current.map(|(_, value)| String::from(&*value));
                 let old_version = parts.get(2).map_or(0, integer);
                 let version = parts.get(3).map_or(0, integer);
                 self.advance(parts.get(4).and_then(text).as_deref());

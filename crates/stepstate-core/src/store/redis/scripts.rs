@@ -98,11 +98,14 @@ end
 /// keys follow from the prefix and the group, as in the sweep). ARGV: prefix, stream maxlen,
 /// version seed, then six for each write: its kind, group, key and three arguments:
 ///
-/// - `s` (set) json, ttl_ms (0: never): returns `{old_json|nil, old_version, version,
-///   event_id}`. An expired old item is removed first, with its event.
+/// - `s` (set) json, ttl_ms (0: never), known version (0: none): returns `{old_json|nil,
+///   old_version, version, event_id}`, with `1` for the old json when its version is the known
+///   one (the caller holds that text: it need not travel back). An expired old item is removed
+///   first, with its event.
 /// - `c` (`update`'s compare-and-set) expected version (0: absent), json, default ttl_ms
 ///   (0: none): stores only when the live item still has the expected version and returns
-///   `{1, old_json|nil, old_version, version, event_id}`; otherwise `{0, current_payload|nil}`
+///   `{1, nil, old_version, version, event_id}` (the old json is the one the caller applied its
+///   ops to); otherwise `{0, current_payload|nil}`
 ///   for the caller to apply its ops again. An existing item keeps its expiry; a new one gets
 ///   the default TTL.
 /// - `d` (delete): returns `{old_json, old_version, event_id}` or nil; an expired item is
@@ -121,7 +124,7 @@ local function now()
   return clock
 end
 
-local function set(keys, g, k, json, ttl)
+local function set(keys, g, k, json, ttl, known)
   local p = redis.call('HGET', keys[1], k)
   local old_v, old_e, old_j = 0, 0, false
   if p then
@@ -134,6 +137,7 @@ local function set(keys, g, k, json, ttl)
   local e = 0
   if ttl > 0 then e = now() + ttl end
   local v, id = store(keys, maxlen, g, k, json, e, old_e, old_j, seed)
+  if old_j and old_v == known then return {1, old_v, v, id} end
   return {old_j, old_v, v, id}
 end
 
@@ -156,7 +160,7 @@ local function compare_and_set(keys, g, k, expected, json, ttl)
   local new_e = e
   if not j and ttl > 0 then new_e = now() + ttl end
   local new_v, id = store(keys, maxlen, g, k, json, new_e, e, j, seed)
-  return {1, j, v, new_v, id}
+  return {1, false, v, new_v, id}
 end
 
 local function delete(keys, g, k)
@@ -203,7 +207,7 @@ for i = 4, #ARGV, 6 do
   end
   local reply
   if kind == 's' then
-    reply = set(keys, g, k, ARGV[i + 3], tonumber(ARGV[i + 4]))
+    reply = set(keys, g, k, ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]))
   elseif kind == 'c' then
     reply = compare_and_set(keys, g, k, tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]))
   elseif kind == 'd' then
