@@ -3,7 +3,7 @@
 // stores measured in the same run. `npm run bench -- memory` runs only the named suites.
 // BENCH_ROUNDS (default 5), BENCH_OPS (default 50000), BENCH_SECONDS (default 2, the cap of one
 // durable-store measurement), BENCH_ITEMS (default 1000000, the recovery test) and
-// BENCH_REDIS_OPS (default 5000, each Redis figure; the suite starts its own redis-server) scale it.
+// BENCH_REDIS_OPS (default 20000, each Redis figure; the suite starts its own redis-server) scale it.
 'use strict'
 const { ROUNDS } = require('./harness')
 
