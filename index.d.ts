@@ -176,14 +176,30 @@ export interface StateOptions {
   host?: string
   /** Redis adapter: port. Default `6379`. */
   port?: number
+  /** Redis adapter: user name (ACL). */
+  username?: string
   /** Redis adapter: password (AUTH). */
   password?: string
   /** Redis adapter: database number. Default `0`. */
   db?: number
-  /** Redis adapter: connect with TLS. Default `false`. */
-  tls?: boolean
+  /**
+   * Redis adapter: connect with TLS (`rediss://`); `{ ca }` also trusts a certificate authority
+   * (PEM) of your own. Default `false`.
+   */
+  tls?: boolean | { ca?: string | Uint8Array }
   /** Redis adapter: key prefix; processes sharing a prefix share state and change events. Default `'stepstate:'`. */
   prefix?: string
+  /**
+   * Redis adapter: milliseconds a call waits for Redis (to connect or answer) before it rejects
+   * with `BACKEND_UNAVAILABLE`. Default `5000`.
+   */
+  commandTimeout?: number
+  /**
+   * Redis adapter: about how many change events the stream under the prefix keeps, for
+   * listeners that reconnect; each holds the old and new value, so large values call for fewer.
+   * Default `100000`.
+   */
+  eventsKept?: number
   /** Default time to live of items written by `set`, in seconds. Default: none (items never expire). */
   ttl?: number
   /** Largest serialized JSON size of a value, in bytes, for `set` and the result of `update`. Default: no limit. */

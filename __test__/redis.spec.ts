@@ -7,6 +7,9 @@
 // ...) run on Redis separately, with STEPSTATE_TEST_ADAPTER=redis; this file needs no such
 // variable. Without redis-server it is skipped loudly, which fails the run under CI.
 import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createConnection, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { StateManager } from '../index.js'
@@ -30,6 +33,12 @@ const hasRedis =
 if (!hasRedis) {
   // Loud, and a failure under CI (helpers/no-skips-reporter.mjs): these tests prove nothing skipped.
   console.warn('redis.spec.ts: no redis-server/redis-cli on PATH, so the Redis tests are SKIPPED (install redis-server)')
+}
+
+const hasOpenssl = spawnSync('openssl', ['version']).status === 0
+if (!hasOpenssl) {
+  // Loud, and a failure under CI, as above.
+  console.warn('redis.spec.ts: no openssl on PATH, so the rediss:// test is SKIPPED (install openssl)')
 }
 
 const childScript = join(__dirname, 'helpers', 'redis-child.cjs')
@@ -122,6 +131,29 @@ async function restartServer(port: number): Promise<Redis> {
 
 function cliAnswers(port: number): boolean {
   return spawnSync('redis-cli', ['-p', String(port), 'PING'], { encoding: 'utf8' }).stdout?.trim() === 'PONG'
+}
+
+/** A free loopback port. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Whether something accepts connections on `port`. */
+function listens(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
 }
 
 /** Runs one command with redis-cli on the server at `port`; returns its output. */
@@ -592,6 +624,58 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
     })
   })
 
+  describe('TLS', () => {
+    // A private redis-server on TLS only, with a certificate authority made for the test.
+    it.skipIf(!hasOpenssl)('rediss:// with a certificate authority of ones own (string, Buffer or Uint8Array), and one it does not trust refused', async () => {
+      const folder = mkdtempSync(join(tmpdir(), 'stepstate-tls-'))
+      const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: folder, stdio: 'ignore' })
+      openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=stepstate test CA', '-keyout', 'ca.key', '-out', 'ca.pem')
+      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr')
+      writeFileSync(join(folder, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
+      openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem')
+      const port = await freePort()
+      const child = spawn(
+        'redis-server',
+        ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+          '--tls-cert-file', join(folder, 'server.pem'), '--tls-key-file', join(folder, 'server.key'),
+          '--tls-ca-cert-file', join(folder, 'ca.pem'), '--tls-auth-clients', 'no',
+          '--user', 'default', 'off', '--user', 'step', 'on', '>s3cret', '~*', '&*', '+@all'],
+        { stdio: 'ignore' },
+      )
+      child.once('error', () => {})
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      servers.push({ port, pid: child.pid as number, url: `rediss://127.0.0.1:${port}`, async stop() {
+        if (child.exitCode === null) child.kill('SIGKILL')
+        await exited
+      } })
+      await waitFor(() => listens(port), 10_000, `the TLS redis-server on port ${port}`, 20)
+      try {
+        const ca = readFileSync(join(folder, 'ca.pem'), 'utf8')
+        const prefix = freshPrefix()
+        const byOptions = track(
+          await StateManager.open({ adapter: 'redis', host: '127.0.0.1', port, username: 'step', password: 's3cret', tls: { ca }, prefix }),
+        )
+        await byOptions.set('g', 'k', { secure: true })
+        for (const authority of [Buffer.from(ca), new TextEncoder().encode(ca)]) {
+          const byUrl = track(
+            await StateManager.open({ adapter: 'redis', url: `rediss://step:s3cret@127.0.0.1:${port}`, tls: { ca: authority }, prefix }),
+          )
+          expect(await byUrl.get('g', 'k')).toEqual({ secure: true })
+        }
+        // Without the authority, the server's certificate is not trusted.
+        const { err } = await rejection(
+          StateManager.open({ adapter: 'redis', url: `rediss://step:s3cret@127.0.0.1:${port}`, prefix, commandTimeout: 2_000 }),
+        )
+        expect(err.code).toBe('BACKEND_UNAVAILABLE')
+        await expect(
+          StateManager.open({ adapter: 'redis', url: `rediss://127.0.0.1:${port}`, tls: { ca: 42 }, prefix } as any),
+        ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+      } finally {
+        rmSync(folder, { recursive: true, force: true })
+      }
+    }, 30_000)
+  })
+
   // Defects these tests found, kept as tests of their fixes.
   describe('connections and versions', () => {
     // The event reader's connection must wait for a reply longer than its `XREAD BLOCK`:
@@ -626,6 +710,33 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
       expect(result).toEqual({ new_value: { n: 101 }, old_value: { n: 100 } })
       expect(await b.get('counters', 'c')).toEqual({ n: 101 })
     }, 20_000)
+  })
+
+  describe('the event stream', () => {
+    // Each event holds the old and the new value: with large values the stream's default
+    // 100,000 events take much of Redis's memory, and eventsKept makes it fewer.
+    it('keeps about eventsKept events, and every event with the default', async () => {
+      const kept = freshPrefix()
+      const all = freshPrefix()
+      const few = track(await StateManager.open({ adapter: 'redis', url: shared.url, prefix: kept, eventsKept: 50 }))
+      const many = track(await StateManager.open({ adapter: 'redis', url: shared.url, prefix: all }))
+      for (const state of [few, many]) {
+        await Promise.all(Array.from({ length: 2_000 }, (_, i) => state.set('g', `k${i % 100}`, { i })))
+      }
+      const length = (prefix: string) => Number(cli(shared.port, 'XLEN', `${prefix}events`))
+      expect(length(all)).toBe(2_000)
+      // Trimmed to about 50: Redis trims whole nodes of the stream, and a batch of writes
+      // trims once per 64 events.
+      expect(length(kept)).toBeGreaterThanOrEqual(50)
+      expect(length(kept)).toBeLessThan(400)
+    }, 30_000)
+
+    it('rejects an eventsKept that is not a positive whole number', async () => {
+      for (const eventsKept of [0, -1, 1.5, Number.NaN, '100', null]) {
+        const opening = StateManager.open({ adapter: 'redis', url: shared.url, prefix: freshPrefix(), eventsKept } as any)
+        await expect(opening).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('eventsKept') })
+      }
+    })
   })
 
   describe('calls made before the connection is up', () => {

@@ -351,8 +351,9 @@ pub(crate) fn redis_delete_start(
 
 /// Connects to Redis at `url` (the change events under `prefix` are read from the first
 /// subscription on); resolves with the store's number. `command_timeout_ms` bounds every call
-/// (0: the default, 5 s); `tls_ca` is the certificate authority (PEM) a `rediss://` server's
-/// certificate must be signed by, instead of the system's.
+/// (0: the default, 5 s); `events_kept` is about how many events the stream keeps (0: the
+/// default); `tls_ca` is the certificate authority (PEM) a `rediss://` server's certificate
+/// must be signed by, instead of the system's.
 #[napi]
 pub async fn redis_open(
     url: String,
@@ -360,10 +361,14 @@ pub async fn redis_open(
     command_timeout_ms: f64,
     max_value_bytes: f64,
     default_ttl_ms: f64,
+    events_kept: f64,
     tls_ca: Option<String>,
 ) -> Result<u32> {
     let mut options = RedisOptions::new(url);
     options.prefix = prefix;
+    if let Some(kept) = positive(events_kept) {
+        options.events_kept = kept as u64;
+    }
     options.tls_ca = tls_ca.map(String::into_bytes);
     if let Some(ms) = positive(command_timeout_ms) {
         options.command_timeout = Duration::from_millis(ms.ceil() as u64);

@@ -31,11 +31,20 @@ async function options() {
     prefix: 'app:',
     ttl: 60,
   })
+  const dist3 = await StateManager.open({
+    adapter: 'redis',
+    host: 'redis.internal',
+    username: 'steps',
+    password: 's3cret',
+    tls: { ca: '-----BEGIN CERTIFICATE-----' },
+    commandTimeout: 1000,
+    eventsKept: 10_000,
+  })
   const config: StateOptions = { adapter: 'file', path: '.stepstate' }
   await StateManager.open(config)
   const setOptions: SetOptions = { ttl: 30 }
   await mem.set('sessions', 's1', { user: 'u1' }, setOptions)
-  for (const s of [mem, mem2, local, always, lazy, dist, dist2]) await s.close()
+  for (const s of [mem, mem2, local, always, lazy, dist, dist2, dist3]) await s.close()
 
   // @ts-expect-error cacheBytes is a number of bytes
   new StateManager({ cacheBytes: '4MB' })
@@ -47,6 +56,10 @@ async function options() {
   new StateManager({ adapter: 'sqlite' })
   // @ts-expect-error port is a number
   new StateManager({ adapter: 'redis', port: '6379' })
+  // @ts-expect-error eventsKept is a number of events
+  new StateManager({ adapter: 'redis', eventsKept: 'all' })
+  // @ts-expect-error commandTimeout is a number of milliseconds
+  new StateManager({ adapter: 'redis', commandTimeout: '5s' })
   // @ts-expect-error ttl is a number of seconds
   new StateManager({ ttl: '1h' })
   // @ts-expect-error unknown option

@@ -15,6 +15,8 @@ const { subscribeNative, unsubscribeNative } = require('./events.js')
 
 /** Every key the store uses starts with this, unless `prefix` says otherwise. */
 const DEFAULT_PREFIX = 'stepstate:'
+/** About how many change events the stream keeps for listeners that reconnect. */
+const DEFAULT_EVENTS_KEPT = 100_000
 
 function rethrow(err) {
   throw fromNative(err)
@@ -74,11 +76,12 @@ function tlsAuthority(options) {
   if (!isTlsObject(options.tls) || options.tls.ca === undefined) return null
   const ca = options.tls.ca
   if (typeof ca === 'string') return ca
-  if (Buffer.isBuffer(ca)) return ca.toString('utf8')
-  throw makeError('INVALID_ARGUMENT', `tls.ca must be a PEM string or Buffer, got ${describe(ca)}`)
+  if (ca instanceof Uint8Array) return Buffer.from(ca.buffer, ca.byteOffset, ca.byteLength).toString('utf8')
+  throw makeError('INVALID_ARGUMENT', `tls.ca must be a PEM string, Buffer or Uint8Array, got ${describe(ca)}`)
 }
 
-/** The Redis store's own options (`url` or its parts, `prefix`, `commandTimeout`), checked. */
+/** The Redis store's own options (`url` or its parts, `prefix`, `commandTimeout`, `eventsKept`),
+ *  checked. */
 function redisSettings(options) {
   const url = redisUrl(options)
   const prefix = options.prefix === undefined ? DEFAULT_PREFIX : options.prefix
@@ -89,7 +92,11 @@ function redisSettings(options) {
   if (typeof commandTimeout !== 'number' || !Number.isFinite(commandTimeout) || commandTimeout <= 0) {
     throw makeError('INVALID_ARGUMENT', `commandTimeout must be a positive number of milliseconds, got ${describe(commandTimeout)}`)
   }
-  return { url, prefix, commandTimeout, tlsCa: tlsAuthority(options) }
+  const eventsKept = options.eventsKept === undefined ? DEFAULT_EVENTS_KEPT : options.eventsKept
+  if (!Number.isSafeInteger(eventsKept) || eventsKept <= 0) {
+    throw makeError('INVALID_ARGUMENT', `eventsKept must be a positive whole number of events, got ${describe(eventsKept)}`)
+  }
+  return { url, prefix, commandTimeout, eventsKept, tlsCa: tlsAuthority(options) }
 }
 
 /** A store on a Redis server. */
@@ -194,9 +201,9 @@ class RedisBackend {
   }
 
   open() {
-    const { url, prefix, commandTimeout, tlsCa } = this.redis
+    const { url, prefix, commandTimeout, eventsKept, tlsCa } = this.redis
     const { maxValueBytes, defaultTtlMs } = this.settings
-    return native.redisOpen(url, prefix, commandTimeout, maxValueBytes, defaultTtlMs, tlsCa).then((id) => {
+    return native.redisOpen(url, prefix, commandTimeout, maxValueBytes, defaultTtlMs, eventsKept, tlsCa).then((id) => {
       this.id = id
       this.completions = native.redisCompletions(id, () => this.complete())
     }, rethrow)

@@ -145,9 +145,9 @@ impl Redis {
     }
 
     /// Connects to Redis at `url`; the change events under `prefix` are read from the first
-    /// subscription on.
+    /// subscription on, and about `events_kept` of them kept (0: the default).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (future, url, prefix, command_timeout_ms, max_value_bytes, default_ttl_ms, tls_ca=None))]
+    #[pyo3(signature = (future, url, prefix, command_timeout_ms, max_value_bytes, default_ttl_ms, events_kept, tls_ca=None))]
     fn open(
         &self,
         future: Py<PyAny>,
@@ -156,10 +156,14 @@ impl Redis {
         command_timeout_ms: f64,
         max_value_bytes: u64,
         default_ttl_ms: f64,
+        events_kept: u64,
         tls_ca: Option<String>,
     ) -> PyResult<()> {
         let mut options = RedisOptions::new(url);
         options.prefix = prefix;
+        if events_kept > 0 {
+            options.events_kept = events_kept;
+        }
         options.tls_ca = tls_ca.map(String::into_bytes);
         if command_timeout_ms > 0.0 {
             options.command_timeout = Duration::from_millis(command_timeout_ms.ceil() as u64);

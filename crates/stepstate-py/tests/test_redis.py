@@ -349,6 +349,8 @@ async def test_other_invalid_arguments(state, redis_server):
     await raises(StateManager.open(adapter="redis", url=redis_server.url, prefix=5), "INVALID_ARGUMENT")
     await raises(StateManager.open(adapter="redis", url=redis_server.url, command_timeout=0), "INVALID_ARGUMENT")
     await raises(StateManager.open(adapter="redis", url=redis_server.url, max_value_bytes=-3), "INVALID_ARGUMENT")
+    for events_kept in (0, -5, 1.5, "100", True):
+        await raises(StateManager.open(adapter="redis", url=redis_server.url, events_kept=events_kept), "INVALID_ARGUMENT")
     with pytest.raises(TypeError):
         await StateManager.open(adapter="redis", url=redis_server.url, no_such_option=1)
     with pytest.raises(StateTypeError):
@@ -395,6 +397,21 @@ async def test_invalid_argument_is_raised_before_anything_is_sent(redis_server, 
 
 
 # ---- atomicity -------------------------------------------------------------------------
+
+
+async def test_events_kept_bounds_the_event_stream(open_manager, redis_server, redis_prefix):
+    """Each event holds the old and the new value: ``events_kept`` bounds how many the stream
+    keeps (about: Redis trims whole nodes, a batch once per 64 events)."""
+    state = await open_manager(events_kept=50)
+    for _ in range(4):
+        await asyncio.gather(*(state.set("g", f"k{i % 100}", {"i": i}) for i in range(500)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
+    stream = f"{redis_prefix}events".encode()
+    writer.write(b"*2\r\n$4\r\nXLEN\r\n$%d\r\n%s\r\n" % (len(stream), stream))
+    await writer.drain()
+    length = int((await reader.readline())[1:])
+    writer.close()
+    assert 50 <= length < 400
 
 
 async def test_2000_concurrent_increments_from_one_manager(state):

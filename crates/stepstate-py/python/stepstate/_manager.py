@@ -130,8 +130,10 @@ class StateManager:
         ``adapter="redis"``: also ``url`` (``redis://[user[:password]@]host[:port][/db]``, or
         ``rediss://`` for TLS) or ``host``, ``port``, ``username``, ``password``, ``db``,
         ``tls`` (``True``, or ``{"ca": pem}`` to trust a certificate authority of your own);
-        ``prefix`` (default ``"stepstate:"``) and ``command_timeout`` (seconds a call waits
-        for an unreachable Redis before it raises ``BACKEND_UNAVAILABLE``, default 5).
+        ``prefix`` (default ``"stepstate:"``), ``command_timeout`` (seconds a call waits
+        for an unreachable Redis before it raises ``BACKEND_UNAVAILABLE``, default 5) and
+        ``events_kept`` (about how many change events the stream keeps for listeners that
+        reconnect, default 100,000).
 
         Use it as ``state = await StateManager.open(...)`` or
         ``async with StateManager.open(...) as state:``.
@@ -570,6 +572,7 @@ class _Redis(StateManager):
         tls: Any = None,
         prefix: str = "stepstate:",
         command_timeout: Optional[float] = None,
+        events_kept: Optional[int] = None,
         ttl: Optional[float] = None,
         max_value_bytes: Optional[int] = None,
         adapter: str = "redis",
@@ -600,6 +603,7 @@ class _Redis(StateManager):
                 timeout_ms,
                 _positive_int(max_value_bytes, "max_value_bytes"),
                 0.0 if ttl_ms < 0 else ttl_ms,
+                _positive_int(events_kept, "events_kept"),
                 ca,
             )
             await future
