@@ -222,7 +222,8 @@ fn backend_error(err: redis::RedisError) -> Error {
     }
 }
 
-/// An item payload `<version>:<expires_at_ms>:<json>` split into its parts.
+/// An item payload `<version>:<expires_at_ms>:<json>` (as stored, and as the scripts hand it on
+/// in replies and events) split into its parts.
 fn parse_payload(payload: &str) -> Result<(Version, u64, &str)> {
     let bad = || {
         Error::Io(format!(
@@ -526,6 +527,11 @@ impl RedisStore {
                     }
                 }
                 let get = |name: &str| field.get(name).map(String::as_str);
+                // The old and new items, as stored: their JSON.
+                let json_of = |name: &str| {
+                    get(name)
+                        .and_then(|payload| parse_payload(payload).ok().map(|(_, _, json)| json))
+                };
                 let event_type = match get("t") {
                     Some("c") => EventType::Created,
                     Some("u") => EventType::Updated,
@@ -544,8 +550,8 @@ impl RedisStore {
                             event_type,
                             group,
                             key,
-                            old_value: get("o"),
-                            new_value: get("n"),
+                            old_value: json_of("o"),
+                            new_value: json_of("n"),
                             reason,
                         },
                         position,
@@ -822,7 +828,10 @@ impl RedisStore {
         };
         let old = match (parts.first(), known) {
             (Some(Value::Int(1)), Some((_, text))) => Some(Box::from(&*text)),
-            (first, _) => first.and_then(text).map(String::into_boxed_str),
+            (first, _) => match first.and_then(text) {
+                Some(payload) => Some(Box::from(parse_payload(&payload)?.2)),
+                None => None,
+            },
         };
         let old_version = parts.get(1).map_or(0, integer);
         let version = parts.get(2).map_or(0, integer);
@@ -982,8 +991,11 @@ impl RedisStore {
             Value::Nil => Ok(None),
             Value::Array(parts) => {
                 self.advance(parts.get(2).and_then(text).as_deref());
-                Ok(parts.first().and_then(text).map(|old| Removed {
-                    old: old.into_boxed_str(),
+                let Some(payload) = parts.first().and_then(text) else {
+                    return Ok(None);
+                };
+                Ok(Some(Removed {
+                    old: Box::from(parse_payload(&payload)?.2),
                     old_version: parts.get(1).map_or(0, integer),
                     ticket: 0,
                 }))

@@ -4,7 +4,10 @@
 //! records the change event in the same step.
 //!
 //! An item is stored as `<version>:<expires_at_ms>:<json>` in the group's hash. Time is the
-//! server's (`TIME`), so every process agrees on what has expired. The helpers take an item's
+//! server's (`TIME`), so every process agrees on what has expired. The scripts read only the
+//! version and expiry in front, and hand on an item's payload whole (in events and replies,
+//! where the reader splits it): each string made in Lua costs Redis a pass over all of its
+//! bytes, so taking the JSON out of a payload would cost a pass over the value each time. The helpers take an item's
 //! keys (see the README's layout) as a table: `keys[1]` the group's items hash, `keys[2]` its
 //! insertion order (a sorted set scored by version), `keys[3]` its version counter, `keys[4]`
 //! the sorted set of non-empty groups, `keys[5]` the expiry index (scored by expiry time),
@@ -16,10 +19,11 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function parse(p)
+-- The version and expiry of a payload.
+local function head(p)
   local a = string.find(p, ':', 1, true)
   local b = string.find(p, ':', a + 1, true)
-  return tonumber(string.sub(p, 1, a - 1)), tonumber(string.sub(p, a + 1, b - 1)), string.sub(p, b + 1)
+  return tonumber(string.sub(p, 1, a - 1)), tonumber(string.sub(p, a + 1, b - 1))
 end
 local function expired(e, now)
   return e ~= 0 and e <= now
@@ -32,6 +36,7 @@ end
 -- value has no reason; a deletion always has its old value. The stream is trimmed to about
 -- `maxlen` entries by the first event of a script and every 64th after it (trimming costs an
 -- XADD about a third more), so it holds at most 64 entries more than that between trims.
+-- `old` and `new` are payloads, as stored.
 local events = 0
 local function emit(stream, maxlen, t, g, k, old, new, reason)
   events = events + 1
@@ -59,23 +64,25 @@ local function emit(stream, maxlen, t, g, k, old, new, reason)
   return redis.call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old)
 end
 -- Removes an item whose payload is `p`, with its event; leaves the group in the groups set
--- only while it still has items. Returns its version, its json and the event's stream id.
+-- only while it still has items. Returns its version and the event's stream id.
 local function remove(keys, maxlen, g, k, p, reason)
-  local v, e, j = parse(p)
+  local v, e = head(p)
   redis.call('HDEL', keys[1], k)
   redis.call('ZREM', keys[2], k)
   if e ~= 0 then redis.call('ZREM', keys[5], member(g, k)) end
   if redis.call('HLEN', keys[1]) == 0 then redis.call('ZREM', keys[4], g) end
-  local id = emit(keys[6], maxlen, 'd', g, k, j, false, reason)
-  return v, j, id
+  local id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
+  return v, id
 end
--- Stores `json` under `k` with expiry `e` (a new key goes to the end); returns the new version
--- and the event's stream id. A new counter starts at `seed` (see `version_seed`).
-local function store(keys, maxlen, g, k, json, e, old_e, old_json, seed)
+-- Stores `json` under `k` with expiry `e` (a new key goes to the end) over the payload `old`
+-- (false: none); returns the new version and the event's stream id. A new counter starts at
+-- `seed` (see `version_seed`).
+local function store(keys, maxlen, g, k, json, e, old_e, old, seed)
   local v = redis.call('INCR', keys[3])
   if v == 1 then v = redis.call('INCRBY', keys[3], seed) end
-  redis.call('HSET', keys[1], k, v .. ':' .. e .. ':' .. json)
-  if not old_json then
+  local p = v .. ':' .. e .. ':' .. json
+  redis.call('HSET', keys[1], k, p)
+  if not old then
     redis.call('ZADD', keys[2], v, k)
     redis.call('ZADD', keys[4], 0, g)
   end
@@ -84,7 +91,7 @@ local function store(keys, maxlen, g, k, json, e, old_e, old_json, seed)
   elseif old_e ~= 0 then
     redis.call('ZREM', keys[5], member(g, k))
   end
-  local id = emit(keys[6], maxlen, old_json and 'u' or 'c', g, k, old_json, json, false)
+  local id = emit(keys[6], maxlen, old and 'u' or 'c', g, k, old, p, false)
   return v, id
 end
 "#;
@@ -98,17 +105,17 @@ end
 /// keys follow from the prefix and the group, as in the sweep). ARGV: prefix, stream maxlen,
 /// version seed, then six for each write: its kind, group, key and three arguments:
 ///
-/// - `s` (set) json, ttl_ms (0: never), known version (0: none): returns `{old_json|nil,
-///   old_version, version, event_id}`, with `1` for the old json when its version is the known
-///   one (the caller holds that text: it need not travel back). An expired old item is removed
-///   first, with its event.
+/// - `s` (set) json, ttl_ms (0: never), known version (0: none): returns `{old_payload|nil,
+///   old_version, version, event_id}`, with `1` for the old payload when its version is the
+///   known one (the caller holds that value: it need not travel back). An expired old item is
+///   removed first, with its event.
 /// - `c` (`update`'s compare-and-set) expected version (0: absent), json, default ttl_ms
 ///   (0: none): stores only when the live item still has the expected version and returns
 ///   `{1, nil, old_version, version, event_id}` (the old json is the one the caller applied its
 ///   ops to); otherwise `{0, current_payload|nil}`
 ///   for the caller to apply its ops again. An existing item keeps its expiry; a new one gets
 ///   the default TTL.
-/// - `d` (delete): returns `{old_json, old_version, event_id}` or nil; an expired item is
+/// - `d` (delete): returns `{old_payload, old_version, event_id}` or nil; an expired item is
 ///   removed with an `expired` event and counts as absent.
 /// - `x` (clear): removes every item with a `cleared` event (`expired` for items already
 ///   expired); returns `{live items removed, last event_id|nil}`.
@@ -126,53 +133,52 @@ end
 
 local function set(keys, g, k, json, ttl, known)
   local p = redis.call('HGET', keys[1], k)
-  local old_v, old_e, old_j = 0, 0, false
+  local old_v, old_e = 0, 0
   if p then
-    old_v, old_e, old_j = parse(p)
+    old_v, old_e = head(p)
     if old_e ~= 0 and expired(old_e, now()) then
       remove(keys, maxlen, g, k, p, 'expired')
-      old_v, old_e, old_j = 0, 0, false
+      old_v, old_e, p = 0, 0, false
     end
   end
   local e = 0
   if ttl > 0 then e = now() + ttl end
-  local v, id = store(keys, maxlen, g, k, json, e, old_e, old_j, seed)
-  if old_j and old_v == known then return {1, old_v, v, id} end
-  return {old_j, old_v, v, id}
+  local v, id = store(keys, maxlen, g, k, json, e, old_e, p, seed)
+  if p and old_v == known then return {1, old_v, v, id} end
+  return {p, old_v, v, id}
 end
 
 local function compare_and_set(keys, g, k, expected, json, ttl)
   local p = redis.call('HGET', keys[1], k)
-  local v, e, j = 0, 0, false
+  local v, e = 0, 0
   local stale = false
   if p then
-    v, e, j = parse(p)
+    v, e = head(p)
     if e ~= 0 and expired(e, now()) then
-      stale = p
-      v, e, j = 0, 0, false
+      stale, p = p, false
+      v, e = 0, 0
     end
   end
   if v ~= expected then
-    if stale then return {0, false} end
     return {0, p}
   end
   if stale then remove(keys, maxlen, g, k, stale, 'expired') end
   local new_e = e
-  if not j and ttl > 0 then new_e = now() + ttl end
-  local new_v, id = store(keys, maxlen, g, k, json, new_e, e, j, seed)
+  if not p and ttl > 0 then new_e = now() + ttl end
+  local new_v, id = store(keys, maxlen, g, k, json, new_e, e, p, seed)
   return {1, false, v, new_v, id}
 end
 
 local function delete(keys, g, k)
   local p = redis.call('HGET', keys[1], k)
   if not p then return false end
-  local v, e = parse(p)
+  local v, e = head(p)
   if e ~= 0 and expired(e, now()) then
     remove(keys, maxlen, g, k, p, 'expired')
     return false
   end
-  local old_v, old_j, id = remove(keys, maxlen, g, k, p, false)
-  return {old_j, old_v, id}
+  local old_v, id = remove(keys, maxlen, g, k, p, false)
+  return {p, old_v, id}
 end
 
 local function clear(keys, g)
@@ -183,11 +189,11 @@ local function clear(keys, g)
   for _, k in ipairs(members) do
     local p = redis.call('HGET', keys[1], k)
     if p then
-      local v, e, j = parse(p)
+      local v, e = head(p)
       local reason = 'cleared'
       if expired(e, t) then reason = 'expired' else live = live + 1 end
       if e ~= 0 then redis.call('ZREM', keys[5], member(g, k)) end
-      id = emit(keys[6], maxlen, 'd', g, k, j, false, reason)
+      id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
     end
   end
   redis.call('DEL', keys[1], keys[2])
@@ -233,7 +239,7 @@ for first = 1, #keys, 1000 do
   for i, k in ipairs(chunk) do
     local p = values[i]
     if p then
-      local v, e = parse(p)
+      local v, e = head(p)
       if not expired(e, now) then
         out[#out + 1] = k
         out[#out + 1] = p
@@ -263,7 +269,7 @@ for i = 1, #due, 2 do
   local keys = {items, prefix .. '{' .. g .. '}:o', false, KEYS[1], KEYS[2], KEYS[3]}
   local p = redis.call('HGET', items, k)
   if p then
-    local v, e = parse(p)
+    local v, e = head(p)
     if e == score then
       remove(keys, maxlen, g, k, p, 'expired')
       removed = removed + 1
