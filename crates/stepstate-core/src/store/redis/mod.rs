@@ -258,9 +258,15 @@ fn stream_position(id: &str) -> u128 {
     (u128::from(ms.parse::<u64>().unwrap_or(0)) << 64) | u128::from(seq.parse::<u64>().unwrap_or(0))
 }
 
+/// A number in a script's reply: an integer, or the decimal text of one (the scripts keep the
+/// versions they read as text).
 fn integer(value: &Value) -> u64 {
     match value {
         Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+        Value::BulkString(digits) => std::str::from_utf8(digits)
+            .ok()
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(0),
         _ => 0,
     }
 }

@@ -19,17 +19,20 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- The version and expiry of a payload.
+-- The version and expiry of a payload, as the strings stored ('0': never expires). Versions
+-- stay strings (compared as the decimal text both sides write) and an expiry becomes a number
+-- only to be compared with the clock: Lua turns a number into text with printf's %.14g and
+-- back with strtod, which took about a fifteenth of a write's time in Redis.
 local function head(p)
   local a = string.find(p, ':', 1, true)
   local b = string.find(p, ':', a + 1, true)
-  return tonumber(string.sub(p, 1, a - 1)), tonumber(string.sub(p, a + 1, b - 1))
+  return string.sub(p, 1, a - 1), string.sub(p, a + 1, b - 1)
 end
 local function expired(e, now)
-  return e ~= 0 and e <= now
+  return e ~= '0' and tonumber(e) <= now
 end
 local function member(g, k)
-  return string.len(g) .. ':' .. g .. k
+  return string.format('%d:', #g) .. g .. k
 end
 -- One XADD per shape of event, written out: building the arguments in a table and calling
 -- redis.call(unpack(args)) cost a set's script about a fifth of its time. A change with a new
@@ -69,26 +72,26 @@ local function remove(keys, maxlen, g, k, p, reason)
   local v, e = head(p)
   redis.call('HDEL', keys[1], k)
   redis.call('ZREM', keys[2], k)
-  if e ~= 0 then redis.call('ZREM', keys[5], member(g, k)) end
+  if e ~= '0' then redis.call('ZREM', keys[5], member(g, k)) end
   if redis.call('HLEN', keys[1]) == 0 then redis.call('ZREM', keys[4], g) end
   local id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
   return v, id
 end
--- Stores `json` under `k` with expiry `e` (a new key goes to the end) over the payload `old`
--- (false: none); returns the new version and the event's stream id. A new counter starts at
--- `seed` (see `version_seed`).
+-- Stores `json` under `k` with expiry `e` (a string, '0': never) over the payload `old`
+-- (false: none) whose expiry was `old_e`; a new key goes to the end. Returns the new version
+-- and the event's stream id. A new counter starts at `seed` (see `version_seed`).
 local function store(keys, maxlen, g, k, json, e, old_e, old, seed)
   local v = redis.call('INCR', keys[3])
   if v == 1 then v = redis.call('INCRBY', keys[3], seed) end
-  local p = v .. ':' .. e .. ':' .. json
+  local p = string.format('%d:%s:%s', v, e, json)
   redis.call('HSET', keys[1], k, p)
   if not old then
-    redis.call('ZADD', keys[2], v, k)
+    redis.call('ZADD', keys[2], string.format('%d', v), k)
     redis.call('ZADD', keys[4], 0, g)
   end
-  if e ~= 0 then
+  if e ~= '0' then
     redis.call('ZADD', keys[5], e, member(g, k))
-  elseif old_e ~= 0 then
+  elseif old_e ~= '0' then
     redis.call('ZREM', keys[5], member(g, k))
   end
   local id = emit(keys[6], maxlen, old and 'u' or 'c', g, k, old, p, false)
@@ -133,16 +136,16 @@ end
 
 local function set(keys, g, k, json, ttl, known)
   local p = redis.call('HGET', keys[1], k)
-  local old_v, old_e = 0, 0
+  local old_v, old_e = '0', '0'
   if p then
     old_v, old_e = head(p)
-    if old_e ~= 0 and expired(old_e, now()) then
+    if expired(old_e, now()) then
       remove(keys, maxlen, g, k, p, 'expired')
-      old_v, old_e, p = 0, 0, false
+      old_v, old_e, p = '0', '0', false
     end
   end
-  local e = 0
-  if ttl > 0 then e = now() + ttl end
+  local e = '0'
+  if ttl ~= '0' then e = string.format('%d', now() + tonumber(ttl)) end
   local v, id = store(keys, maxlen, g, k, json, e, old_e, p, seed)
   if p and old_v == known then return {1, old_v, v, id} end
   return {p, old_v, v, id}
@@ -150,13 +153,13 @@ end
 
 local function compare_and_set(keys, g, k, expected, json, ttl)
   local p = redis.call('HGET', keys[1], k)
-  local v, e = 0, 0
+  local v, e = '0', '0'
   local stale = false
   if p then
     v, e = head(p)
-    if e ~= 0 and expired(e, now()) then
+    if expired(e, now()) then
       stale, p = p, false
-      v, e = 0, 0
+      v, e = '0', '0'
     end
   end
   if v ~= expected then
@@ -164,7 +167,7 @@ local function compare_and_set(keys, g, k, expected, json, ttl)
   end
   if stale then remove(keys, maxlen, g, k, stale, 'expired') end
   local new_e = e
-  if not p and ttl > 0 then new_e = now() + ttl end
+  if not p and ttl ~= '0' then new_e = string.format('%d', now() + tonumber(ttl)) end
   local new_v, id = store(keys, maxlen, g, k, json, new_e, e, p, seed)
   return {1, false, v, new_v, id}
 end
@@ -173,7 +176,7 @@ local function delete(keys, g, k)
   local p = redis.call('HGET', keys[1], k)
   if not p then return false end
   local v, e = head(p)
-  if e ~= 0 and expired(e, now()) then
+  if expired(e, now()) then
     remove(keys, maxlen, g, k, p, 'expired')
     return false
   end
@@ -192,7 +195,7 @@ local function clear(keys, g)
       local v, e = head(p)
       local reason = 'cleared'
       if expired(e, t) then reason = 'expired' else live = live + 1 end
-      if e ~= 0 then redis.call('ZREM', keys[5], member(g, k)) end
+      if e ~= '0' then redis.call('ZREM', keys[5], member(g, k)) end
       id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
     end
   end
@@ -213,9 +216,9 @@ for i = 4, #ARGV, 6 do
   end
   local reply
   if kind == 's' then
-    reply = set(keys, g, k, ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]))
+    reply = set(keys, g, k, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
   elseif kind == 'c' then
-    reply = compare_and_set(keys, g, k, tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]))
+    reply = compare_and_set(keys, g, k, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
   elseif kind == 'd' then
     reply = delete(keys, g, k)
   else
@@ -270,7 +273,7 @@ for i = 1, #due, 2 do
   local p = redis.call('HGET', items, k)
   if p then
     local v, e = head(p)
-    if e == score then
+    if tonumber(e) == score then
       remove(keys, maxlen, g, k, p, 'expired')
       removed = removed + 1
     else
