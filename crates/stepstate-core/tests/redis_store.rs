@@ -146,6 +146,73 @@ fn old_values_are_exact_whether_this_process_holds_them_or_another_wrote_since()
 }
 
 #[test]
+fn writes_batched_together_get_distinct_versions_that_keep_growing() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = open(&server, "t10:").await;
+        let other = open(&server, "t10:").await;
+        let ops = r#"[{"type":"increment","path":"n","by":1}]"#;
+        let mut highest = std::collections::HashMap::<&str, u64>::new();
+        for round in 0..3u32 {
+            // Made together, the calls travel in few batches, each writing several keys of
+            // the same groups (sets and compare-and-sets), from two processes.
+            let mut calls = tokio::task::JoinSet::new();
+            for i in 0..40u32 {
+                let (store, group) = match i % 4 {
+                    0 | 1 => (store.clone(), "g"),
+                    2 => (other.clone(), "g"),
+                    _ => (store.clone(), "h"),
+                };
+                let key = format!("k{i}");
+                calls.spawn(async move {
+                    let version = if round == 1 && i % 2 == 0 {
+                        store.update(group, &key, ops).await.unwrap().version
+                    } else {
+                        let value = format!(r#"{{"n":{round}}}"#);
+                        store
+                            .set(group, &key, value, Ttl::Default)
+                            .await
+                            .unwrap()
+                            .version
+                    };
+                    (group, version)
+                });
+            }
+            let mut seen = std::collections::HashMap::<&str, Vec<u64>>::new();
+            while let Some(done) = calls.join_next().await {
+                let (group, version) = done.unwrap();
+                seen.entry(group).or_default().push(version);
+            }
+            for (group, mut versions) in seen {
+                versions.sort_unstable();
+                let count = versions.len();
+                versions.dedup();
+                assert_eq!(
+                    versions.len(),
+                    count,
+                    "versions of group {group} are distinct"
+                );
+                let floor = highest.get(group).copied().unwrap_or(0);
+                assert!(
+                    versions[0] > floor,
+                    "group {group}: later writes, higher versions"
+                );
+                highest.insert(group, *versions.last().unwrap());
+            }
+        }
+        // Every key kept its place from its first write: k0, k1, k2, k4, ... in the order
+        // their first batch stored them, each once.
+        let keys: Vec<String> = serde_json::from_str(&store.keys_json("g").await.unwrap()).unwrap();
+        assert_eq!(keys.len(), 30);
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), 30);
+        assert_eq!(store.get("g", "k0").await.unwrap().unwrap().0, r#"{"n":2}"#);
+    });
+}
+
+#[test]
 fn a_failing_update_changes_nothing_and_reports_its_op() {
     let Some(server) = RedisServer::start() else {
         return;

@@ -77,12 +77,10 @@ local function remove(keys, maxlen, g, k, p, reason)
   local id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
   return v, id
 end
--- Stores `json` under `k` with expiry `e` (a string, '0': never) over the payload `old`
--- (false: none) whose expiry was `old_e`; a new key goes to the end. Returns the new version
--- and the event's stream id. A new counter starts at `seed` (see `version_seed`).
-local function store(keys, maxlen, g, k, json, e, old_e, old, seed)
-  local v = redis.call('INCR', keys[3])
-  if v == 1 then v = redis.call('INCRBY', keys[3], seed) end
+-- Stores `json` at version `v` under `k` with expiry `e` (a string, '0': never) over the
+-- payload `old` (false: none) whose expiry was `old_e`; a new key goes to the end. Returns the
+-- event's stream id.
+local function store(keys, maxlen, g, k, json, e, old_e, old, v)
   local p = string.format('%d:%s:%s', v, e, json)
   redis.call('HSET', keys[1], k, p)
   if not old then
@@ -94,8 +92,7 @@ local function store(keys, maxlen, g, k, json, e, old_e, old, seed)
   elseif old_e ~= '0' then
     redis.call('ZREM', keys[5], member(g, k))
   end
-  local id = emit(keys[6], maxlen, old and 'u' or 'c', g, k, old, p, false)
-  return v, id
+  return emit(keys[6], maxlen, old and 'u' or 'c', g, k, old, p, false)
 end
 "#;
 
@@ -128,6 +125,29 @@ end
 /// Redis about as much as a whole `HGET` from a client.
 const WRITE: &str = r#"
 local prefix, maxlen, seed = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+-- A group's versions come from its counter (`keys[3]`), taken for all of the batch's writes
+-- of the group with one INCRBY (`writes_of`, counted first) and handed out in order. A new
+-- counter starts at `seed` (see `version_seed`). A write that stores nothing leaves a gap.
+local writes_of, versions = {}, {}
+for i = 4, #ARGV, 6 do
+  local kind, g = ARGV[i], ARGV[i + 1]
+  if kind == 's' or kind == 'c' then writes_of[g] = (writes_of[g] or 0) + 1 end
+end
+local function next_version(keys, g)
+  local range = versions[g]
+  if range == nil or range[1] > range[2] then
+    local n = writes_of[g] or 1
+    writes_of[g] = 1
+    local top = redis.call('INCRBY', keys[3], n)
+    if top == n then top = redis.call('INCRBY', keys[3], seed) end
+    range = {top - n + 1, top}
+    versions[g] = range
+  end
+  local v = range[1]
+  range[1] = v + 1
+  return v
+end
 local clock = false
 local function now()
   if not clock then clock = now_ms() end
@@ -146,7 +166,8 @@ local function set(keys, g, k, json, ttl, known)
   end
   local e = '0'
   if ttl ~= '0' then e = string.format('%d', now() + tonumber(ttl)) end
-  local v, id = store(keys, maxlen, g, k, json, e, old_e, p, seed)
+  local v = next_version(keys, g)
+  local id = store(keys, maxlen, g, k, json, e, old_e, p, v)
   if p and old_v == known then return {1, old_v, v, id} end
   return {p, old_v, v, id}
 end
@@ -168,7 +189,8 @@ local function compare_and_set(keys, g, k, expected, json, ttl)
   if stale then remove(keys, maxlen, g, k, stale, 'expired') end
   local new_e = e
   if not p and ttl ~= '0' then new_e = string.format('%d', now() + tonumber(ttl)) end
-  local new_v, id = store(keys, maxlen, g, k, json, new_e, e, p, seed)
+  local new_v = next_version(keys, g)
+  local id = store(keys, maxlen, g, k, json, new_e, e, p, new_v)
   return {1, false, v, new_v, id}
 end
 
