@@ -15,8 +15,11 @@
 
 /// Helpers every script starts with.
 const PRELUDE: &str = r#"
+-- Globals are table lookups in Lua 5.1, locals are not: the functions every write calls are
+-- taken once.
+local call, find, sub, format, tonumber = redis.call, string.find, string.sub, string.format, tonumber
 local function now_ms()
-  local t = redis.call('TIME')
+  local t = call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 -- The version and expiry of a payload, as the strings stored ('0': never expires). Versions
@@ -24,15 +27,15 @@ end
 -- only to be compared with the clock: Lua turns a number into text with printf's %.14g and
 -- back with strtod, which took about a fifteenth of a write's time in Redis.
 local function head(p)
-  local a = string.find(p, ':', 1, true)
-  local b = string.find(p, ':', a + 1, true)
-  return string.sub(p, 1, a - 1), string.sub(p, a + 1, b - 1)
+  local a = find(p, ':', 1, true)
+  local b = find(p, ':', a + 1, true)
+  return sub(p, 1, a - 1), sub(p, a + 1, b - 1)
 end
 local function expired(e, now)
   return e ~= '0' and tonumber(e) <= now
 end
 local function member(g, k)
-  return string.format('%d:', #g) .. g .. k
+  return format('%d:', #g) .. g .. k
 end
 -- One XADD per shape of event, written out: building the arguments in a table and calling
 -- redis.call(unpack(args)) cost a set's script about a fifth of its time. A change with a new
@@ -46,34 +49,34 @@ local function emit(stream, maxlen, t, g, k, old, new, reason)
   if events % 64 == 1 then
     if new then
       if old then
-        return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'n', new)
+        return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'n', new)
       end
-      return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'n', new)
+      return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'n', new)
     end
     if reason then
-      return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'r', reason)
+      return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'r', reason)
     end
-    return redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old)
+    return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old)
   end
   if new then
     if old then
-      return redis.call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old, 'n', new)
+      return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old, 'n', new)
     end
-    return redis.call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'n', new)
+    return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'n', new)
   end
   if reason then
-    return redis.call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old, 'r', reason)
+    return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old, 'r', reason)
   end
-  return redis.call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old)
+  return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old)
 end
 -- Removes an item whose payload is `p`, with its event; leaves the group in the groups set
 -- only while it still has items. Returns its version and the event's stream id.
 local function remove(keys, maxlen, g, k, p, reason)
   local v, e = head(p)
-  redis.call('HDEL', keys[1], k)
-  redis.call('ZREM', keys[2], k)
-  if e ~= '0' then redis.call('ZREM', keys[5], member(g, k)) end
-  if redis.call('HLEN', keys[1]) == 0 then redis.call('ZREM', keys[4], g) end
+  call('HDEL', keys[1], k)
+  call('ZREM', keys[2], k)
+  if e ~= '0' then call('ZREM', keys[5], member(g, k)) end
+  if call('HLEN', keys[1]) == 0 then call('ZREM', keys[4], g) end
   local id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
   return v, id
 end
@@ -81,16 +84,16 @@ end
 -- payload `old` (false: none) whose expiry was `old_e`; a new key goes to the end. Returns the
 -- event's stream id.
 local function store(keys, maxlen, g, k, json, e, old_e, old, v)
-  local p = string.format('%d:%s:%s', v, e, json)
-  redis.call('HSET', keys[1], k, p)
+  local p = format('%d:%s:%s', v, e, json)
+  call('HSET', keys[1], k, p)
   if not old then
-    redis.call('ZADD', keys[2], string.format('%d', v), k)
-    redis.call('ZADD', keys[4], 0, g)
+    call('ZADD', keys[2], format('%d', v), k)
+    call('ZADD', keys[4], 0, g)
   end
   if e ~= '0' then
-    redis.call('ZADD', keys[5], e, member(g, k))
+    call('ZADD', keys[5], e, member(g, k))
   elseif old_e ~= '0' then
-    redis.call('ZREM', keys[5], member(g, k))
+    call('ZREM', keys[5], member(g, k))
   end
   return emit(keys[6], maxlen, old and 'u' or 'c', g, k, old, p, false)
 end
@@ -139,8 +142,8 @@ local function next_version(keys, g)
   if range == nil or range[1] > range[2] then
     local n = writes_of[g] or 1
     writes_of[g] = 1
-    local top = redis.call('INCRBY', keys[3], n)
-    if top == n then top = redis.call('INCRBY', keys[3], seed) end
+    local top = call('INCRBY', keys[3], n)
+    if top == n then top = call('INCRBY', keys[3], seed) end
     range = {top - n + 1, top}
     versions[g] = range
   end
@@ -155,7 +158,7 @@ local function now()
 end
 
 local function set(keys, g, k, json, ttl, known)
-  local p = redis.call('HGET', keys[1], k)
+  local p = call('HGET', keys[1], k)
   local old_v, old_e = '0', '0'
   if p then
     old_v, old_e = head(p)
@@ -165,7 +168,7 @@ local function set(keys, g, k, json, ttl, known)
     end
   end
   local e = '0'
-  if ttl ~= '0' then e = string.format('%d', now() + tonumber(ttl)) end
+  if ttl ~= '0' then e = format('%d', now() + tonumber(ttl)) end
   local v = next_version(keys, g)
   local id = store(keys, maxlen, g, k, json, e, old_e, p, v)
   if p and old_v == known then return {1, old_v, v, id} end
@@ -173,7 +176,7 @@ local function set(keys, g, k, json, ttl, known)
 end
 
 local function compare_and_set(keys, g, k, expected, json, ttl)
-  local p = redis.call('HGET', keys[1], k)
+  local p = call('HGET', keys[1], k)
   local v, e = '0', '0'
   local stale = false
   if p then
@@ -188,14 +191,14 @@ local function compare_and_set(keys, g, k, expected, json, ttl)
   end
   if stale then remove(keys, maxlen, g, k, stale, 'expired') end
   local new_e = e
-  if not p and ttl ~= '0' then new_e = string.format('%d', now() + tonumber(ttl)) end
+  if not p and ttl ~= '0' then new_e = format('%d', now() + tonumber(ttl)) end
   local new_v = next_version(keys, g)
   local id = store(keys, maxlen, g, k, json, new_e, e, p, new_v)
   return {1, false, v, new_v, id}
 end
 
 local function delete(keys, g, k)
-  local p = redis.call('HGET', keys[1], k)
+  local p = call('HGET', keys[1], k)
   if not p then return false end
   local v, e = head(p)
   if expired(e, now()) then
@@ -208,21 +211,21 @@ end
 
 local function clear(keys, g)
   local t = now()
-  local members = redis.call('ZRANGE', keys[2], 0, -1)
+  local members = call('ZRANGE', keys[2], 0, -1)
   local live = 0
   local id = false
   for _, k in ipairs(members) do
-    local p = redis.call('HGET', keys[1], k)
+    local p = call('HGET', keys[1], k)
     if p then
       local v, e = head(p)
       local reason = 'cleared'
       if expired(e, t) then reason = 'expired' else live = live + 1 end
-      if e ~= '0' then redis.call('ZREM', keys[5], member(g, k)) end
+      if e ~= '0' then call('ZREM', keys[5], member(g, k)) end
       id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
     end
   end
-  redis.call('DEL', keys[1], keys[2])
-  redis.call('ZREM', keys[4], g)
+  call('DEL', keys[1], keys[2])
+  call('ZREM', keys[4], g)
   return {live, id}
 end
 
@@ -254,13 +257,13 @@ return out
 /// A group's live items in insertion order: `{key, payload, key, payload, ...}`.
 const GROUP: &str = r#"
 local now = now_ms()
-local keys = redis.call('ZRANGE', KEYS[2], 0, -1)
+local keys = call('ZRANGE', KEYS[2], 0, -1)
 local out = {}
 -- In chunks: unpack takes at most a few thousand values.
 for first = 1, #keys, 1000 do
   local chunk = {}
   for i = first, math.min(first + 999, #keys) do chunk[#chunk + 1] = keys[i] end
-  local values = redis.call('HMGET', KEYS[1], unpack(chunk))
+  local values = call('HMGET', KEYS[1], unpack(chunk))
   for i, k in ipairs(chunk) do
     local p = values[i]
     if p then
@@ -282,27 +285,27 @@ return out
 const SWEEP: &str = r#"
 local prefix, maxlen, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local due = call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local removed = 0
 for i = 1, #due, 2 do
   local m, score = due[i], tonumber(due[i + 1])
-  local colon = string.find(m, ':', 1, true)
-  local n = tonumber(string.sub(m, 1, colon - 1))
-  local g = string.sub(m, colon + 1, colon + n)
-  local k = string.sub(m, colon + n + 1)
+  local colon = find(m, ':', 1, true)
+  local n = tonumber(sub(m, 1, colon - 1))
+  local g = sub(m, colon + 1, colon + n)
+  local k = sub(m, colon + n + 1)
   local items = prefix .. '{' .. g .. '}:i'
   local keys = {items, prefix .. '{' .. g .. '}:o', false, KEYS[1], KEYS[2], KEYS[3]}
-  local p = redis.call('HGET', items, k)
+  local p = call('HGET', items, k)
   if p then
     local v, e = head(p)
     if tonumber(e) == score then
       remove(keys, maxlen, g, k, p, 'expired')
       removed = removed + 1
     else
-      redis.call('ZREM', KEYS[2], m)
+      call('ZREM', KEYS[2], m)
     end
   else
-    redis.call('ZREM', KEYS[2], m)
+    call('ZREM', KEYS[2], m)
   end
 end
 return {removed, now}
@@ -310,7 +313,7 @@ return {removed, now}
 
 /// The names of the non-empty groups, after sweeping what is due (bounded, like [`SWEEP`]).
 const GROUPS: &str = r#"
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return call('ZRANGE', KEYS[1], 0, -1)
 "#;
 
 /// The scripts, each with the prelude, ready to invoke.
