@@ -16,10 +16,10 @@ use crate::events::{subscribe_to, Subscription};
 use crate::options::{engine_options, positive};
 use crate::store::{known, update_answer};
 use napi::bindgen_prelude::{
-    spawn, sys, Array, External, FromNapiRef, FromNapiValue, Function, Null,
+    spawn, sys, Array, External, FromNapiRef, FromNapiValue, Function, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Result, Status};
+use napi::{check_status, Env, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -189,14 +189,24 @@ pub fn redis_hold(
     }
 }
 
-/// How many elements of `redisDrain`'s array each outcome takes.
-const DRAINED: usize = 5;
+/// How many numbers of `redisDrain`'s array each outcome takes.
+const DRAINED: usize = 4;
 
-/// Takes the waiting outcomes as one flat array of `[call, failed, text, version, length]` each:
-/// `failed` 0 with the answer's text (null: none; `true`: the value of the version JavaScript
-/// said it holds), its item's version and stored length (see [`Answer`]); `failed` 1 with the
-/// error's text.
-#[napi]
+/// What an outcome answers, in `redisDrain`'s numbers: none (null), the value of the version
+/// JavaScript said it holds (`true`), a text, or an error's text.
+const NO_TEXT: f64 = 0.0;
+const KNOWN: f64 = 1.0;
+const TEXT: f64 = 2.0;
+const FAILED: f64 = 3.0;
+
+/// Takes the waiting outcomes: `[numbers, ...texts]`, where `numbers` is a `Float64Array` of
+/// `[call, answer, version, length]` per outcome (`answer`: 0 none, 1 the value of the version
+/// JavaScript said it holds, 2 a text, 3 an error's text (see `errors.rs`); `version` and
+/// `length`: of the item read or written, see [`Answer`]) and `texts` are the texts of the
+/// outcomes that have one, in order. The numbers are copied into the array at once, not set
+/// one by one: each element set through N-API costs about a thousand instructions, and calls
+/// answered without a text (a held value) then cost none.
+#[napi(ts_return_type = "[Float64Array, ...string[]]")]
 pub fn redis_drain<'env>(
     env: &'env Env,
     completions: &External<Arc<Completions>>,
@@ -206,28 +216,64 @@ pub fn redis_drain<'env>(
         queue.notified = false;
         std::mem::take(&mut queue.done)
     };
-    let mut out = env.create_array((done.len() * DRAINED) as u32)?;
-    for (n, (call, outcome)) in done.into_iter().enumerate() {
-        let at = (n * DRAINED) as u32;
-        out.set(at, call)?;
-        let answer = match outcome {
-            Ok(answer) => answer,
+    let mut numbers = Vec::with_capacity(done.len() * DRAINED);
+    let mut texts = Vec::new();
+    for (call, outcome) in &done {
+        let (answer, version, length) = match outcome {
             Err(text) => {
-                out.set(at + 1, 1)?;
-                out.set(at + 2, js_text(env, &text)?)?;
-                continue;
+                texts.push(text.as_str());
+                (FAILED, 0, 0)
+            }
+            Ok(answer) => {
+                let kind = match &answer.text {
+                    AnswerText::None => NO_TEXT,
+                    AnswerText::Known => KNOWN,
+                    AnswerText::Text(text) => {
+                        texts.push(text.as_str());
+                        TEXT
+                    }
+                };
+                (kind, answer.version, answer.length)
             }
         };
-        out.set(at + 1, 0)?;
-        match answer.text {
-            AnswerText::None => out.set(at + 2, Null)?,
-            AnswerText::Known => out.set(at + 2, true)?,
-            AnswerText::Text(text) => out.set(at + 2, js_text(env, &text)?)?,
-        }
-        out.set(at + 3, answer.version as f64)?;
-        out.set(at + 4, answer.length as f64)?;
+        numbers.extend([f64::from(*call), answer, version as f64, length as f64]);
+    }
+    let mut out = env.create_array((1 + texts.len()) as u32)?;
+    out.set(0, float64_array(env, &numbers)?)?;
+    for (n, text) in texts.into_iter().enumerate() {
+        out.set(1 + n as u32, js_text(env, text)?)?;
     }
     Ok(out)
+}
+
+/// A new `Float64Array` holding `numbers`.
+fn float64_array<'env>(env: &'env Env, numbers: &[f64]) -> Result<Unknown<'env>> {
+    let raw_env = env.raw();
+    let mut data = std::ptr::null_mut();
+    let mut buffer = std::ptr::null_mut();
+    let mut array = std::ptr::null_mut();
+    // SAFETY: the buffer was just made with room for `numbers.len()` f64s, and nothing else
+    // holds it yet; napi fills `array` with a value of this env.
+    unsafe {
+        check_status!(sys::napi_create_arraybuffer(
+            raw_env,
+            std::mem::size_of_val(numbers),
+            &mut data,
+            &mut buffer
+        ))?;
+        if !numbers.is_empty() {
+            std::ptr::copy_nonoverlapping(numbers.as_ptr(), data.cast::<f64>(), numbers.len());
+        }
+        check_status!(sys::napi_create_typedarray(
+            raw_env,
+            sys::TypedarrayType::float64_array,
+            numbers.len(),
+            buffer,
+            0,
+            &mut array
+        ))?;
+        Ok(Unknown::from_raw_unchecked(raw_env, array))
+    }
 }
 
 /// Releases the completion callback once JavaScript expects no more outcomes (the store is

@@ -152,22 +152,28 @@ class RedisBackend {
     })
   }
 
-  /** Settles the calls whose outcomes wait in the native queue. */
+  /** Settles the calls whose outcomes wait in the native queue: `[numbers, ...texts]`, with
+   *  `[call, answer, version, length]` per outcome in `numbers` (answer: 0 none, 1 the value of
+   *  the version the call said it holds, 2 the next text, 3 the next text is an error's). */
   complete() {
     const done = native.redisDrain(this.completions)
+    const numbers = done[0]
     const pending = this.pending
-    for (let i = 0; i < done.length; i += 5) {
-      const call = pending.get(done[i])
+    let next = 1
+    for (let i = 0; i < numbers.length; i += 4) {
+      const kind = numbers[i + 1]
+      const answer = kind === 0 ? null : kind === 1 ? true : done[next++]
+      const call = pending.get(numbers[i])
       if (call === undefined) continue
-      pending.delete(done[i])
+      pending.delete(numbers[i])
       if (call.write !== 0) this.writing.delete(call.write)
-      if (done[i + 1] !== 0) {
-        call.reject(fromNative({ message: done[i + 2] }))
+      if (kind === 3) {
+        call.reject(fromNative({ message: answer }))
         continue
       }
       let value
       try {
-        value = call.finish(done[i + 2], done[i + 3], done[i + 4])
+        value = call.finish(answer, numbers[i + 2], numbers[i + 3])
       } catch (err) {
         call.reject(err)
         continue
