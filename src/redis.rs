@@ -149,7 +149,9 @@ where
     F: FnOnce(Arc<RedisStore>) -> Fut,
     Fut: Future<Output = std::result::Result<Answer, Error>> + Send + 'static,
 {
-    let work = work(store(id)?);
+    // Boxed where it is made: the call's future holds its whole state (about a kilobyte), and
+    // spawning moves the task's future several times before it is in place.
+    let work = Box::pin(work(store(id)?));
     let completions = Arc::clone(completions);
     spawn(async move { completions.finish(call, work.await) });
     Ok(())
