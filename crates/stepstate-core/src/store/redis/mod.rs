@@ -639,7 +639,12 @@ impl RedisStore {
             .bounded(async move { invocation.invoke_async(&mut connection).await })
             .await?;
         match reply {
-            Value::Array(replies) if replies.len() == batch.len() => Ok(replies),
+            Value::Array(mut replies) if replies.len() == batch.len() + 1 => {
+                // The batch's last event: its writes' events are all committed by now.
+                let last_event = replies.pop();
+                self.advance(last_event.as_ref().and_then(text).as_deref());
+                Ok(replies)
+            }
             other => Err(unexpected("a batch of writes", &other)),
         }
     }
@@ -841,7 +846,6 @@ impl RedisStore {
         };
         let old_version = parts.get(1).map_or(0, integer);
         let version = parts.get(2).map_or(0, integer);
-        self.advance(parts.get(3).and_then(text).as_deref());
         self.remember(group, key, Some((version, json)));
         Ok(Replaced {
             old,
@@ -948,7 +952,6 @@ impl RedisStore {
                 let old_value = current.map(|(_, value)| String::from(&*value));
                 let old_version = parts.get(2).map_or(0, integer);
                 let version = parts.get(3).map_or(0, integer);
-                self.advance(parts.get(4).and_then(text).as_deref());
                 self.remember(group, key, Some((version, json)));
                 return Ok(WriteResult {
                     new_value: stored.value,
@@ -996,7 +999,6 @@ impl RedisStore {
         match &reply {
             Value::Nil => Ok(None),
             Value::Array(parts) => {
-                self.advance(parts.get(2).and_then(text).as_deref());
                 let Some(payload) = parts.first().and_then(text) else {
                     return Ok(None);
                 };
@@ -1032,7 +1034,6 @@ impl RedisStore {
         let Value::Array(parts) = &reply else {
             return Err(unexpected("clear", &reply));
         };
-        self.advance(parts.get(1).and_then(text).as_deref());
         Ok(parts.first().map_or(0, integer) as usize)
     }
 

@@ -44,7 +44,7 @@ end
 -- XADD about a third more), so it holds at most 64 entries more than that between trims.
 -- `old` and `new` are payloads, as stored.
 local events = 0
-local function emit(stream, maxlen, t, g, k, old, new, reason)
+local function xadd(stream, maxlen, t, g, k, old, new, reason)
   events = events + 1
   if events % 64 == 1 then
     if new then
@@ -69,20 +69,24 @@ local function emit(stream, maxlen, t, g, k, old, new, reason)
   end
   return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old)
 end
+-- Records an event; the stream id of the script's last event is kept in `last_event`.
+local last_event = false
+local function emit(stream, maxlen, t, g, k, old, new, reason)
+  last_event = xadd(stream, maxlen, t, g, k, old, new, reason)
+end
 -- Removes an item whose payload is `p`, with its event; leaves the group in the groups set
--- only while it still has items. Returns its version and the event's stream id.
+-- only while it still has items. Returns its version.
 local function remove(keys, maxlen, g, k, p, reason)
   local v, e = head(p)
   call('HDEL', keys[1], k)
   call('ZREM', keys[2], k)
   if e ~= '0' then call('ZREM', keys[5], member(g, k)) end
   if call('HLEN', keys[1]) == 0 then call('ZREM', keys[4], g) end
-  local id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
-  return v, id
+  emit(keys[6], maxlen, 'd', g, k, p, false, reason)
+  return v
 end
 -- Stores `json` at version `v` under `k` with expiry `e` (a string, '0': never) over the
--- payload `old` (false: none) whose expiry was `old_e`; a new key goes to the end. Returns the
--- event's stream id.
+-- payload `old` (false: none) whose expiry was `old_e`; a new key goes to the end.
 local function store(keys, maxlen, g, k, json, e, old_e, old, v)
   local p = format('%d:%s:%s', v, e, json)
   call('HSET', keys[1], k, p)
@@ -95,7 +99,7 @@ local function store(keys, maxlen, g, k, json, e, old_e, old, v)
   elseif old_e ~= '0' then
     call('ZREM', keys[5], member(g, k))
   end
-  return emit(keys[6], maxlen, old and 'u' or 'c', g, k, old, p, false)
+  emit(keys[6], maxlen, old and 'u' or 'c', g, k, old, p, false)
 end
 "#;
 
@@ -109,21 +113,22 @@ end
 /// version seed, then six for each write: its kind, group, key and three arguments:
 ///
 /// - `s` (set) json, ttl_ms (0: never), known version (0: none): returns `{old_payload|nil,
-///   old_version, version, event_id}`, with `1` for the old payload when its version is the
-///   known one (the caller holds that value: it need not travel back). An expired old item is
-///   removed first, with its event.
+///   old_version, version}`, with `1` for the old payload when its version is the known one
+///   (the caller holds that value: it need not travel back). An expired old item is removed
+///   first, with its event.
 /// - `c` (`update`'s compare-and-set) expected version (0: absent), json, default ttl_ms
 ///   (0: none): stores only when the live item still has the expected version and returns
-///   `{1, nil, old_version, version, event_id}` (the old json is the one the caller applied its
-///   ops to); otherwise `{0, current_payload|nil}`
-///   for the caller to apply its ops again. An existing item keeps its expiry; a new one gets
-///   the default TTL.
-/// - `d` (delete): returns `{old_payload, old_version, event_id}` or nil; an expired item is
-///   removed with an `expired` event and counts as absent.
+///   `{1, nil, old_version, version}` (the old json is the one the caller applied its ops to);
+///   otherwise `{0, current_payload|nil}` for the caller to apply its ops again. An existing
+///   item keeps its expiry; a new one gets the default TTL.
+/// - `d` (delete): returns `{old_payload, old_version}` or nil; an expired item is removed with
+///   an `expired` event and counts as absent.
 /// - `x` (clear): removes every item with a `cleared` event (`expired` for items already
-///   expired); returns `{live items removed, last event_id|nil}`.
+///   expired); returns `{live items removed}`.
 ///
-/// The reply is the array of the writes' replies, in order. The server's clock is read only
+/// The reply is the array of the writes' replies, in order, and then the stream id of the
+/// batch's last event (nil: none): every event of a batch is committed before any of its writes
+/// is answered, so that id is where a listener made after any of them starts. The server's clock is read only
 /// when an expiry is involved, and at most once per batch: each command a script runs costs
 /// Redis about as much as a whole `HGET` from a client.
 const WRITE: &str = r#"
@@ -170,9 +175,9 @@ local function set(keys, g, k, json, ttl, known)
   local e = '0'
   if ttl ~= '0' then e = format('%d', now() + tonumber(ttl)) end
   local v = next_version(keys, g)
-  local id = store(keys, maxlen, g, k, json, e, old_e, p, v)
-  if p and old_v == known then return {1, old_v, v, id} end
-  return {p, old_v, v, id}
+  store(keys, maxlen, g, k, json, e, old_e, p, v)
+  if p and old_v == known then return {1, old_v, v} end
+  return {p, old_v, v}
 end
 
 local function compare_and_set(keys, g, k, expected, json, ttl)
@@ -193,8 +198,8 @@ local function compare_and_set(keys, g, k, expected, json, ttl)
   local new_e = e
   if not p and ttl ~= '0' then new_e = format('%d', now() + tonumber(ttl)) end
   local new_v = next_version(keys, g)
-  local id = store(keys, maxlen, g, k, json, new_e, e, p, new_v)
-  return {1, false, v, new_v, id}
+  store(keys, maxlen, g, k, json, new_e, e, p, new_v)
+  return {1, false, v, new_v}
 end
 
 local function delete(keys, g, k)
@@ -205,15 +210,14 @@ local function delete(keys, g, k)
     remove(keys, maxlen, g, k, p, 'expired')
     return false
   end
-  local old_v, id = remove(keys, maxlen, g, k, p, false)
-  return {p, old_v, id}
+  local old_v = remove(keys, maxlen, g, k, p, false)
+  return {p, old_v}
 end
 
 local function clear(keys, g)
   local t = now()
   local members = call('ZRANGE', keys[2], 0, -1)
   local live = 0
-  local id = false
   for _, k in ipairs(members) do
     local p = call('HGET', keys[1], k)
     if p then
@@ -221,12 +225,12 @@ local function clear(keys, g)
       local reason = 'cleared'
       if expired(e, t) then reason = 'expired' else live = live + 1 end
       if e ~= '0' then call('ZREM', keys[5], member(g, k)) end
-      id = emit(keys[6], maxlen, 'd', g, k, p, false, reason)
+      emit(keys[6], maxlen, 'd', g, k, p, false, reason)
     end
   end
   call('DEL', keys[1], keys[2])
   call('ZREM', keys[4], g)
-  return {live, id}
+  return {live}
 end
 
 local out = {}
@@ -251,6 +255,7 @@ for i = 4, #ARGV, 6 do
   end
   out[#out + 1] = reply
 end
+out[#out + 1] = last_event
 return out
 "#;
 
