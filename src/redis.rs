@@ -14,12 +14,13 @@ use crate::args::{js_text, Name, Text};
 use crate::errors::{error_text, to_js};
 use crate::events::{subscribe_to, Subscription};
 use crate::options::{engine_options, positive};
+use crate::status::new_float64_array;
 use crate::store::{known, update_answer};
 use napi::bindgen_prelude::{
     spawn, sys, Array, External, FromNapiRef, FromNapiValue, Function, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{check_status, Env, Result, Status};
+use napi::{Env, Result, Status};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -250,32 +251,14 @@ pub fn redis_drain<'env>(
 
 /// A new `Float64Array` holding `numbers`.
 fn float64_array<'env>(env: &'env Env, numbers: &[f64]) -> Result<Unknown<'env>> {
-    let raw_env = env.raw();
-    let mut data = std::ptr::null_mut();
-    let mut buffer = std::ptr::null_mut();
-    let mut array = std::ptr::null_mut();
-    // SAFETY: the buffer was just made with room for `numbers.len()` f64s, and nothing else
-    // holds it yet; napi fills `array` with a value of this env.
-    unsafe {
-        check_status!(sys::napi_create_arraybuffer(
-            raw_env,
-            std::mem::size_of_val(numbers),
-            &mut data,
-            &mut buffer
-        ))?;
-        if !numbers.is_empty() {
-            std::ptr::copy_nonoverlapping(numbers.as_ptr(), data.cast::<f64>(), numbers.len());
-        }
-        check_status!(sys::napi_create_typedarray(
-            raw_env,
-            sys::TypedarrayType::float64_array,
-            numbers.len(),
-            buffer,
-            0,
-            &mut array
-        ))?;
-        Ok(Unknown::from_raw_unchecked(raw_env, array))
+    let (data, array) = new_float64_array(env, numbers.len())?;
+    if !numbers.is_empty() {
+        // SAFETY: the array was just made with room for `numbers.len()` f64s, and nothing else
+        // holds it yet.
+        unsafe { std::ptr::copy_nonoverlapping(numbers.as_ptr(), data, numbers.len()) };
     }
+    // SAFETY: a value of this env, just made.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), array) })
 }
 
 /// Releases the completion callback once JavaScript expects no more outcomes (the store is

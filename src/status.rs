@@ -73,37 +73,50 @@ pub(crate) fn note_item(version: Version, reused: bool) {
 #[napi(ts_return_type = "Float64Array")]
 pub fn call_status(env: &Env) -> Result<Unknown<'_>> {
     let raw_env = env.raw();
-    let mut value = ptr::null_mut();
     let existing = ARRAY.get();
     if !existing.is_null() {
+        let mut value = ptr::null_mut();
         check_status!(unsafe { sys::napi_get_reference_value(raw_env, existing, &mut value) })?;
         return Ok(unsafe { Unknown::from_raw_unchecked(raw_env, value) });
     }
-    // An ArrayBuffer's store is always off the V8 heap (a small typed array made alone may
-    // live on it, and move).
-    let mut data = ptr::null_mut();
-    let mut buffer = ptr::null_mut();
-    check_status!(unsafe {
-        sys::napi_create_arraybuffer(raw_env, SLOTS * 8, &mut data, &mut buffer)
-    })?;
-    check_status!(unsafe {
-        sys::napi_create_typedarray(
-            raw_env,
-            sys::TypedarrayType::float64_array,
-            SLOTS,
-            buffer,
-            0,
-            &mut value,
-        )
-    })?;
+    let (data, value) = new_float64_array(env, SLOTS)?;
     let mut reference = ptr::null_mut();
     check_status!(unsafe { sys::napi_create_reference(raw_env, value, 1, &mut reference) })?;
     check_status!(unsafe {
         sys::napi_add_env_cleanup_hook(raw_env, Some(forget), raw_env as *mut std::ffi::c_void)
     })?;
     ARRAY.set(reference);
-    DATA.set(data.cast());
+    DATA.set(data);
     Ok(unsafe { Unknown::from_raw_unchecked(raw_env, value) })
+}
+
+/// A new `Float64Array` of `len` zeros over an ArrayBuffer of its own, and that buffer's data.
+/// An ArrayBuffer's store is always off the V8 heap (a small typed array made alone may live
+/// on it, and move), so the data stays where it is while the array lives.
+pub(crate) fn new_float64_array(env: &Env, len: usize) -> Result<(*mut f64, sys::napi_value)> {
+    let raw_env = env.raw();
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    let mut array = ptr::null_mut();
+    check_status!(unsafe {
+        sys::napi_create_arraybuffer(
+            raw_env,
+            len * std::mem::size_of::<f64>(),
+            &mut data,
+            &mut buffer,
+        )
+    })?;
+    check_status!(unsafe {
+        sys::napi_create_typedarray(
+            raw_env,
+            sys::TypedarrayType::float64_array,
+            len,
+            buffer,
+            0,
+            &mut array,
+        )
+    })?;
+    Ok((data.cast(), array))
 }
 
 /// The env is going away: stop writing into its array and let it go.
