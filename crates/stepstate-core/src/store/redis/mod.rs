@@ -239,6 +239,14 @@ fn parse_payload(payload: &str) -> Result<(Version, u64, &str)> {
     ))
 }
 
+/// The JSON of an old item a script's reply hands on as stored (none: there was none).
+fn old_json(payload: Option<&Value>) -> Result<Option<Box<str>>> {
+    match payload.and_then(text) {
+        Some(payload) => Ok(Some(Box::from(parse_payload(&payload)?.2))),
+        None => Ok(None),
+    }
+}
+
 fn text(value: &Value) -> Option<String> {
     match value {
         Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
@@ -839,10 +847,7 @@ impl RedisStore {
         };
         let old = match (parts.first(), known) {
             (Some(Value::Int(1)), Some((_, text))) => Some(Box::from(&*text)),
-            (first, _) => match first.and_then(text) {
-                Some(payload) => Some(Box::from(parse_payload(&payload)?.2)),
-                None => None,
-            },
+            (first, _) => old_json(first)?,
         };
         let old_version = parts.get(1).map_or(0, integer);
         let version = parts.get(2).map_or(0, integer);
@@ -999,11 +1004,11 @@ impl RedisStore {
         match &reply {
             Value::Nil => Ok(None),
             Value::Array(parts) => {
-                let Some(payload) = parts.first().and_then(text) else {
+                let Some(old) = old_json(parts.first())? else {
                     return Ok(None);
                 };
                 Ok(Some(Removed {
-                    old: Box::from(parse_payload(&payload)?.2),
+                    old,
                     old_version: parts.get(1).map_or(0, integer),
                     ticket: 0,
                 }))
