@@ -7,11 +7,11 @@
 //! server's (`TIME`), so every process agrees on what has expired. The scripts read only the
 //! version and expiry in front, and hand on an item's payload whole (in events and replies,
 //! where the reader splits it): each string made in Lua costs Redis a pass over all of its
-//! bytes, so taking the JSON out of a payload would cost a pass over the value each time. The helpers take an item's
-//! keys (see the README's layout) as a table: `keys[1]` the group's items hash, `keys[2]` its
-//! insertion order (a sorted set scored by version), `keys[3]` its version counter, `keys[4]`
-//! the sorted set of non-empty groups, `keys[5]` the expiry index (scored by expiry time),
-//! `keys[6]` the event stream.
+//! bytes, so taking the JSON out of a payload would cost a pass over the value each time. The
+//! helpers take an item's keys (see the README's layout) as a table: `keys[1]` the group's
+//! items hash, `keys[2]` its insertion order (a sorted set scored by version), `keys[3]` its
+//! version counter, `keys[4]` the sorted set of non-empty groups, `keys[5]` the expiry index
+//! (scored by expiry time), `keys[6]` the event stream.
 
 /// Helpers every script starts with.
 const PRELUDE: &str = r#"
@@ -128,9 +128,9 @@ end
 ///
 /// The reply is the array of the writes' replies, in order, and then the stream id of the
 /// batch's last event (nil: none): every event of a batch is committed before any of its writes
-/// is answered, so that id is where a listener made after any of them starts. The server's clock is read only
-/// when an expiry is involved, and at most once per batch: each command a script runs costs
-/// Redis about as much as a whole `HGET` from a client.
+/// is answered, so that id is where a listener made after any of them starts. The server's
+/// clock is read only when an expiry is involved, and at most once per batch: each command a
+/// script runs costs Redis about as much as a whole `HGET` from a client.
 const WRITE: &str = r#"
 local prefix, maxlen, seed = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
