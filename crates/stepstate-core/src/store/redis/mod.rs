@@ -182,8 +182,9 @@ pub struct RedisStore {
     /// The reads waiting for the reader task, which sends them to Redis in pipelines.
     reads: tokio::sync::mpsc::UnboundedSender<PendingRead>,
     hasher: foldhash::fast::RandomState,
-    /// The last version and text this process saw of each key.
-    known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>)>>,
+    /// The last version and text this process saw of each key (hashed as the key locks are:
+    /// every write looks its key up here, and std's SipHash cost more than the lookup).
+    known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>), foldhash::fast::RandomState>>,
     /// Bounds on the server's time (see [`ServerClock`]).
     clock: ServerClock,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -350,7 +351,7 @@ impl RedisStore {
                 .map(|_| Arc::new(tokio::sync::RwLock::new(())))
                 .collect(),
             hasher: foldhash::fast::RandomState::default(),
-            known: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::default()),
             clock: ServerClock::new(),
             tasks: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::current(),
@@ -891,6 +892,15 @@ impl RedisStore {
         _held: Guard,
     ) -> Result<Option<(String, Version)>> {
         check_item(group, key)?;
+        Ok(self
+            .read_live(group, key)
+            .await?
+            .map(|(version, json)| (String::from(&*json), version)))
+    }
+
+    /// The item's version and text, read now (`None`: absent or expired), which this process
+    /// then remembers.
+    async fn read_live(&self, group: &str, key: &str) -> Result<Option<(Version, Arc<str>)>> {
         let (reply, server_ms) = self.read(group, key).await?;
         let Some(payload) = reply else {
             return Ok(None);
@@ -900,8 +910,9 @@ impl RedisStore {
         if ttl::is_expired(expires_at_ms, server_ms) {
             return Ok(None);
         }
-        self.remember(group, key, Some((version, Arc::from(json))));
-        Ok(Some((json.to_owned(), version)))
+        let json: Arc<str> = Arc::from(json);
+        self.remember(group, key, Some((version, json.clone())));
+        Ok(Some((version, json)))
     }
 
     /// Applies `ops_json` atomically across processes: the core's op engine runs on the value
@@ -930,8 +941,14 @@ impl RedisStore {
         check_item(group, key)?;
         let ops = ops::parse_ops_cached(ops_json).map_err(|e| e.for_item("update", group, key))?;
         let _in_line = place.reached().await;
-        // The value this process last saw: if it is current, one round trip does it.
-        let mut current: Option<(Version, Arc<str>)> = self.known_version(group, key);
+        // The value this process last saw: if it is current, one round trip does it. One it
+        // never saw (or forgot) is read first, with a plain `HGET` in the pipeline of reads:
+        // it costs the same round trip as a compare-and-set bound to fail, and Redis a small
+        // part of a script's time.
+        let mut current: Option<(Version, Arc<str>)> = match self.known_version(group, key) {
+            Some(known) => Some(known),
+            None => self.read_live(group, key).await?,
+        };
         loop {
             let item = current.as_ref().map(|(_, value)| Item {
                 value,
