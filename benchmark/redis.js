@@ -5,13 +5,14 @@
 // reads the item, applies the ops with cjson and writes it back (one EVALSHA). stepstate does
 // more per call: set also returns the old value, keeps the insertion order and records the
 // change event in the stream, all in one script; update runs the op engine in Rust and stores
-// by compare-and-set. Then the round trips per call, counted with MONITOR (commands a client
+// by compare-and-set. Hot workloads cycle through 1,000 keys, which fit a manager's read cache;
+// cold ones go over 100,000 keys in random order, which do not. Then the round trips per call, counted with MONITOR (commands a client
 // sent; the commands Lua scripts run inside Redis are left out, as are the event reader's XREADs
 // and the TIME that ends each pipeline of stepstate's gets, which travels with them).
 
 const { StateManager } = require('..')
 const { measure, order, printTable } = require('./harness')
-const { updateOps, fillKeys, sequential, concurrent, calls } = require('./workloads')
+const { COLD_KEYS, updateOps, fillKeys, sequential, concurrent, calls, coldCalls } = require('./workloads')
 
 /** Calls per figure: at 64 in flight even 20,000 take well under a second, and fewer left the
  *  figures of one run to a handful of batches (±10–15% between runs). */
@@ -84,6 +85,39 @@ const workloads = [
   concurrent('get of a ~13 KB document', OPS, 64, (store) => store.get('docs', 'doc-1'), (store) => store.set('docs', 'doc-1', DOCUMENT)),
   concurrent('set of a ~13 KB document (100 keys)', OPS, 64, (store, i) => store.set('docs', `doc-${i % 100}`, DOCUMENT)),
 ]
+
+/**
+ * The cold workloads: 100,000 keys, far more than a manager's read cache holds, read and
+ * updated in a fixed random order (workloads.coldCalls). Each store writes them once, 64 in
+ * flight, under a prefix of its own (`fill`, one timed figure per store); every round then opens
+ * the store afresh on them, so no manager starts with anything cached.
+ */
+const coldFill = concurrent(`cold: set of ${COLD_KEYS / 1000}k distinct keys`, COLD_KEYS, 64, coldCalls.set)
+const coldWorkloads = [
+  sequential(`cold: get, random over ${COLD_KEYS / 1000}k keys`, OPS, coldCalls.get),
+  sequential(`cold: update, random over ${COLD_KEYS / 1000}k keys`, OPS, coldCalls.update),
+  concurrent(`cold: get, random over ${COLD_KEYS / 1000}k keys`, OPS, 64, coldCalls.get),
+  concurrent(`cold: update, random over ${COLD_KEYS / 1000}k keys`, OPS, 64, coldCalls.update),
+  concurrent(`cold: mixed over ${COLD_KEYS / 1000}k keys`, OPS, 64, coldCalls.mixed),
+]
+
+/** The cold table: each store's one timed fill, then the rounds of `coldWorkloads`. */
+async function measureCold(stores) {
+  const fill = { name: `${coldFill.name} (once)`, unit: 'ops/s', results: new Map() }
+  for (const entry of stores) {
+    const store = await entry.open()
+    try {
+      const start = process.hrtime.bigint()
+      const ops = await coldFill.run(store)
+      fill.results.set(entry.name, [ops / (Number(process.hrtime.bigint() - start) / 1e9)])
+    } finally {
+      await store.close()
+    }
+  }
+  const measurements = [fill]
+  for (const workload of coldWorkloads) measurements.push(await measure(stores, workload))
+  return measurements
+}
 
 /** Commands that are not round trips of a call: the event reader's, the probe's own, and the
  *  `TIME` in the same pipeline as a get's `HGET`s. */
@@ -176,6 +210,12 @@ async function run() {
     const measurements = []
     for (const workload of workloads) measurements.push(await measure(stores, workload))
     printTable(`Redis store (private redis-server ${server.port}, ${OPS} ops per figure)`, 'stepstate', measurements)
+    const coldStores = [
+      { name: 'stepstate', open: () => StateManager.open({ adapter: 'redis', url: server.url, prefix: 'cold-stepstate:' }) },
+      { name: 'ioredis', open: () => new IoRedisStore(Redis, server.port, 'cold-ioredis:').open() },
+    ]
+    printTable(`Redis store (cold: ${COLD_KEYS.toLocaleString('en')} keys, random order, ${OPS} ops per figure)`, 'stepstate', await measureCold(coldStores))
+    await cleanup()
     const rows = await roundTrips(Redis, server.port, stores)
     console.log('\nRound trips per call (commands a client sent, by MONITOR, but a get pipeline\'s TIME; known: the item was last written by this client/manager)\n')
     console.log('| store | get | set | update (known) | update (unknown) |')
