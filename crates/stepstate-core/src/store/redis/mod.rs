@@ -166,6 +166,11 @@ pub enum GroupRead {
     Keys,
 }
 
+/// The last version and text a process saw of each (group, key), hashed as the key locks are:
+/// every write looks its key up, and std's SipHash cost more than the lookup.
+type KnownVersions =
+    HashMap<(Box<str>, Box<str>), (Version, Arc<str>), foldhash::fast::RandomState>;
+
 /// One store on a Redis server.
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -182,9 +187,8 @@ pub struct RedisStore {
     /// The reads waiting for the reader task, which sends them to Redis in pipelines.
     reads: tokio::sync::mpsc::UnboundedSender<PendingRead>,
     hasher: foldhash::fast::RandomState,
-    /// The last version and text this process saw of each key (hashed as the key locks are:
-    /// every write looks its key up here, and std's SipHash cost more than the lookup).
-    known: Mutex<HashMap<(Box<str>, Box<str>), (Version, Arc<str>), foldhash::fast::RandomState>>,
+    /// The last version and text this process saw of each key.
+    known: Mutex<KnownVersions>,
     /// Bounds on the server's time (see [`ServerClock`]).
     clock: ServerClock,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
