@@ -39,11 +39,7 @@ async function measure(stores, workload) {
       const entry = stores[(i + round) % stores.length]
       const store = await entry.open()
       try {
-        if (workload.setup) await workload.setup(store)
-        const start = process.hrtime.bigint()
-        const ops = await workload.run(store)
-        const seconds = Number(process.hrtime.bigint() - start) / 1e9
-        results.get(entry.name).push(workload.unit === 'ms' ? (seconds * 1000) / ops : ops / seconds)
+        results.get(entry.name).push(await measureOnce(store, workload))
       } finally {
         await store.close()
         if (entry.cleanup) await entry.cleanup()
@@ -51,6 +47,15 @@ async function measure(stores, workload) {
     }
   }
   return { name: workload.name, unit: workload.unit || 'ops/s', results }
+}
+
+/** One figure of `workload` on an open `store`: its setup, then its run, timed. */
+async function measureOnce(store, workload) {
+  if (workload.setup) await workload.setup(store)
+  const start = process.hrtime.bigint()
+  const ops = await workload.run(store)
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  return workload.unit === 'ms' ? (seconds * 1000) / ops : ops / seconds
 }
 
 function format(value, unit) {
@@ -82,4 +87,4 @@ function printTable(title, subject, measurements) {
   }
 }
 
-module.exports = { ROUNDS, order, median, measure, printTable }
+module.exports = { ROUNDS, order, median, measure, measureOnce, printTable }

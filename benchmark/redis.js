@@ -6,12 +6,13 @@
 // more per call: set also returns the old value, keeps the insertion order and records the
 // change event in the stream, all in one script; update runs the op engine in Rust and stores
 // by compare-and-set. Hot workloads cycle through 1,000 keys, which fit a manager's read cache;
-// cold ones go over 100,000 keys in random order, which do not. Then the round trips per call, counted with MONITOR (commands a client
-// sent; the commands Lua scripts run inside Redis are left out, as are the event reader's XREADs
-// and the TIME that ends each pipeline of stepstate's gets, which travels with them).
+// cold ones go over 100,000 keys in random order, which do not. Then the round trips per call,
+// counted with MONITOR (commands a client sent; the commands Lua scripts run inside Redis are
+// left out, as are the event reader's XREADs and the TIME that ends each pipeline of
+// stepstate's gets, which travels with them).
 
 const { StateManager } = require('..')
-const { measure, order, printTable } = require('./harness')
+const { measure, measureOnce, order, printTable } = require('./harness')
 const { COLD_KEYS, updateOps, fillKeys, sequential, concurrent, calls, coldCalls } = require('./workloads')
 
 /** Calls per figure: at 64 in flight even 20,000 take well under a second, and fewer left the
@@ -107,9 +108,7 @@ async function measureCold(stores) {
   for (const entry of stores) {
     const store = await entry.open()
     try {
-      const start = process.hrtime.bigint()
-      const ops = await coldFill.run(store)
-      fill.results.set(entry.name, [ops / (Number(process.hrtime.bigint() - start) / 1e9)])
+      fill.results.set(entry.name, [await measureOnce(store, coldFill)])
     } finally {
       await store.close()
     }
