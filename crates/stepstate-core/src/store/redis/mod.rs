@@ -91,6 +91,8 @@ const READ_BLOCK: Duration = Duration::from_millis(500);
 const READ_PAUSE: Duration = Duration::from_millis(1);
 /// Most versions remembered for one-round-trip updates.
 const KNOWN_VERSIONS: usize = 10_000;
+/// How many values of the write script's reply answer each write (see `scripts.rs`).
+const ANSWER_VALUES: usize = 3;
 /// How far the server's clock may have drifted from this process's since it was last read, per
 /// unit of time elapsed (1,000 ppm: twice what NTP ever slews).
 const CLOCK_DRIFT_PER_MS: f64 = 0.001;
@@ -608,7 +610,8 @@ impl RedisStore {
         }
     }
 
-    /// Runs `batch` in one call of the write script; returns the writes' replies, in order.
+    /// Runs `batch` in one call of the write script; returns the writes' answers, in order, each
+    /// an array of its [`ANSWER_VALUES`] values (see `scripts.rs`).
     async fn send_batch(&self, batch: &[Pending]) -> Result<Vec<Value>> {
         let mut invocation = self.scripts.write.prepare_invoke();
         invocation
@@ -652,11 +655,15 @@ impl RedisStore {
             .bounded(async move { invocation.invoke_async(&mut connection).await })
             .await?;
         match reply {
-            Value::Array(mut replies) if replies.len() == batch.len() + 1 => {
+            Value::Array(mut replies) if replies.len() == ANSWER_VALUES * batch.len() + 1 => {
                 // The batch's last event: its writes' events are all committed by now.
                 let last_event = replies.pop();
                 self.advance(last_event.as_ref().and_then(text).as_deref());
-                Ok(replies)
+                let mut values = replies.into_iter();
+                Ok(batch
+                    .iter()
+                    .map(|_| Value::Array(values.by_ref().take(ANSWER_VALUES).collect()))
+                    .collect())
             }
             other => Err(unexpected("a batch of writes", &other)),
         }
@@ -976,8 +983,8 @@ impl RedisStore {
             if parts.first().map_or(0, integer) == 1 {
                 // Stored over the value at the expected version: the one the ops ran on.
                 let old_value = current.map(|(_, value)| String::from(&*value));
-                let old_version = parts.get(2).map_or(0, integer);
-                let version = parts.get(3).map_or(0, integer);
+                let old_version = parts.get(1).map_or(0, integer);
+                let version = parts.get(2).map_or(0, integer);
                 self.remember(group, key, Some((version, json)));
                 return Ok(WriteResult {
                     new_value: stored.value,
