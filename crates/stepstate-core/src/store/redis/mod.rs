@@ -168,10 +168,25 @@ pub enum GroupRead {
     Keys,
 }
 
-/// The last version and text a process saw of each (group, key), hashed as the key locks are:
-/// every write looks its key up, and std's SipHash cost more than the lookup.
-type KnownVersions =
-    HashMap<(Box<str>, Box<str>), (Version, Arc<str>), foldhash::fast::RandomState>;
+/// The last version and text a process saw of each item, under the hash of its (group, key)
+/// as the key locks hash it: every write looks its item up, and a lookup by the names would
+/// first copy them into a key (two allocations, and two more to free). Two items whose
+/// hashes meet take turns in the one place: this only spares round trips.
+type KnownVersions = HashMap<u64, Known, foldhash::fast::RandomState>;
+
+/// What this process last saw of an item.
+struct Known {
+    group: Box<str>,
+    key: Box<str>,
+    version: Version,
+    text: Arc<str>,
+}
+
+impl Known {
+    fn is(&self, group: &str, key: &str) -> bool {
+        &*self.key == key && &*self.group == group
+    }
+}
 
 /// One store on a Redis server.
 pub struct RedisStore {
@@ -754,8 +769,11 @@ impl RedisStore {
     }
 
     fn key_lock(&self, group: &str, key: &str) -> &KeyLock {
-        let hash = self.hasher.hash_one((group, key)) as usize;
-        &self.key_locks[hash % KEY_LOCKS]
+        &self.key_locks[self.item_hash(group, key) as usize % KEY_LOCKS]
+    }
+
+    fn item_hash(&self, group: &str, key: &str) -> u64 {
+        self.hasher.hash_one((group, key))
     }
 
     /// Places in the lines of every key (a `clear`, which holds them until answered: after
@@ -771,25 +789,42 @@ impl RedisStore {
     }
 
     fn remember(&self, group: &str, key: &str, seen: Option<(Version, Arc<str>)>) {
+        let hash = self.item_hash(group, key);
         let mut known = self.known.lock();
-        match seen {
-            Some(seen) => {
+        match (seen, known.get_mut(&hash)) {
+            (Some((version, text)), Some(entry)) if entry.is(group, key) => {
+                entry.version = version;
+                entry.text = text;
+            }
+            (Some((version, text)), _) => {
                 if known.len() >= KNOWN_VERSIONS {
                     known.clear();
                 }
-                known.insert((group.into(), key.into()), seen);
+                let (group, key) = (group.into(), key.into());
+                known.insert(
+                    hash,
+                    Known {
+                        group,
+                        key,
+                        version,
+                        text,
+                    },
+                );
             }
-            None => {
-                known.remove(&(Box::from(group), Box::from(key)));
+            (None, Some(entry)) if entry.is(group, key) => {
+                known.remove(&hash);
             }
+            (None, _) => {}
         }
     }
 
     fn known_version(&self, group: &str, key: &str) -> Option<(Version, Arc<str>)> {
+        let hash = self.item_hash(group, key);
         self.known
             .lock()
-            .get(&(Box::from(group), Box::from(key)))
-            .cloned()
+            .get(&hash)
+            .filter(|entry| entry.is(group, key))
+            .map(|entry| (entry.version, Arc::clone(&entry.text)))
     }
 
     fn maxlen(&self) -> u64 {
@@ -1063,7 +1098,7 @@ impl RedisStore {
     async fn clear_now(&self, group: &str) -> Result<usize> {
         check_name("group", group)?;
         let reply = self.write(group, "", Write::Clear).await?;
-        self.known.lock().retain(|(g, _), _| &**g != group);
+        self.known.lock().retain(|_, entry| &*entry.group != group);
         let Value::Array(parts) = &reply else {
             return Err(unexpected("clear", &reply));
         };
