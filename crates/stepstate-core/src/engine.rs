@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+/// An item's group and key.
+pub type ItemName = (Arc<str>, Arc<str>);
+
 pub use crate::write::{Ttl, MAX_NAME_BYTES};
 
 /// How many shards the group map is split into. A power of two, so a hash picks one with a mask.
@@ -456,7 +459,7 @@ impl Engine {
     /// Ends recovery: drops the items that expired while the store was closed (no events:
     /// nobody could listen yet), indexes the remaining expiries for the sweep, and returns the
     /// bytes of live data and the dropped items (which the caller deletes in the log).
-    pub fn finish_recovery(&self) -> (u64, Vec<(Arc<str>, Arc<str>)>) {
+    pub fn finish_recovery(&self) -> (u64, Vec<ItemName>) {
         let now_ms = self.now_ms();
         let mut live_bytes = 0u64;
         let mut expiring = Vec::new();
@@ -1046,6 +1049,12 @@ impl Engine {
     }
 }
 
+impl Publisher for Engine {
+    fn events(&self) -> &EventBus {
+        Engine::events(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1275,11 +1284,5 @@ mod tests {
         };
         assert_eq!(text, "[2]");
         assert_eq!(version_of(&engine, "g", "a"), None);
-    }
-}
-
-impl Publisher for Engine {
-    fn events(&self) -> &EventBus {
-        Engine::events(self)
     }
 }

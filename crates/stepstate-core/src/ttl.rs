@@ -71,8 +71,11 @@ pub fn is_expired(expires_at_ms: u64, now_ms: u64) -> bool {
 /// exact expiry time, so the write path only ever inserts.
 #[derive(Debug, Default)]
 pub struct ExpiryIndex {
-    due: Mutex<BTreeSet<(u64, Arc<str>, Arc<str>)>>,
+    due: Mutex<BTreeSet<Due>>,
 }
+
+/// An entry of [`ExpiryIndex`]: when the item is due (ms), its group and its key.
+type Due = (u64, Arc<str>, Arc<str>);
 
 impl ExpiryIndex {
     /// Records that `group`/`key` is due at `expires_at_ms`.

@@ -821,13 +821,16 @@ fn assert_chained(events: &[Value], key: &str) {
     }
 }
 
+/// What one thread of the test below does in each round.
+type Work = Box<dyn Fn(&Engine, u64) + Send>;
+
 #[test]
 fn events_of_one_key_stay_in_commit_order_while_other_threads_delete_clear_and_expire_it() {
     const ROUNDS: u64 = 3000;
     let (engine, clock) = engine_with_clock(None);
     let subscriber = Subscriber::new(&engine, Some("g"), None);
     let barrier = Arc::new(Barrier::new(4));
-    let spawn = |work: Box<dyn Fn(&Engine, u64) + Send>| {
+    let spawn = |work: Work| {
         let engine = engine.clone();
         let barrier = barrier.clone();
         thread::spawn(move || {

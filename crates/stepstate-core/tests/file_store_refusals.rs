@@ -151,7 +151,7 @@ fn an_intact_log_whose_watermark_is_missing_opens_with_everything() {
     write_acknowledged(dir.path(), 20);
     std::fs::remove_file(watermark_path(&active_log(dir.path()))).unwrap();
     let store = open(dir.path(), SyncPolicy::No, 64 << 20);
-    assert_eq!(store.get("g", "k19").unwrap().is_some(), true);
+    assert!(store.get("g", "k19").unwrap().is_some());
     assert_eq!(store.keys_json("g").unwrap().matches(',').count(), 19);
     store.close().unwrap();
 }

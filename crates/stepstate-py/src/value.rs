@@ -288,9 +288,9 @@ struct KeySeed<'py>(Python<'py>);
 /// back in every value of a group, and a cached key costs neither a new string nor its hash
 /// (Python caches a str's hash on the object). Short keys only, and at most
 /// [`MAX_CACHED_KEYS`] of them, after which new keys are simply made each time.
-static KEYS: parking_lot::Mutex<
-    Option<HashMap<Box<str>, Py<PyString>, foldhash::fast::RandomState>>,
-> = parking_lot::Mutex::new(None);
+static KEYS: parking_lot::Mutex<Option<KeyCache>> = parking_lot::Mutex::new(None);
+/// The cached keys of [`KEYS`], by text.
+type KeyCache = HashMap<Box<str>, Py<PyString>, foldhash::fast::RandomState>;
 /// How many keys [`KEYS`] holds at most.
 const MAX_CACHED_KEYS: usize = 4096;
 /// The longest key [`KEYS`] holds, in bytes.

@@ -1262,6 +1262,12 @@ fn redact(url: &str) -> String {
     }
 }
 
+impl Publisher for RedisStore {
+    fn events(&self) -> &EventBus {
+        RedisStore::events(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1303,11 +1309,5 @@ mod tests {
             "redis://u:***@host:1/0"
         );
         assert_eq!(redact("redis://host:1"), "redis://host:1");
-    }
-}
-
-impl Publisher for RedisStore {
-    fn events(&self) -> &EventBus {
-        RedisStore::events(self)
     }
 }
