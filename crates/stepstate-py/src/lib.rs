@@ -18,6 +18,13 @@ mod waker;
 
 use pyo3::prelude::*;
 
+/// The extension's allocator, as the Node addon's (see `src/lib.rs` there): a Redis call's
+/// strings are made on the caller's thread and freed on the runtime's worker, and mimalloc
+/// frees another thread's block without taking a lock. Local-dynamic TLS, as in any library
+/// loaded with `dlopen`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Python value of the JSON text `text` (for tests and tools).
 #[pyfunction]
 fn loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
