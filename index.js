@@ -15,6 +15,7 @@ const { RedisBackend } = require('./lib/backend/redis.js')
 const { AdapterBackend } = require('./lib/backend/adapter.js')
 const { DEFAULT_CACHE_BYTES, MAX_NESTING, toJsonData, UNHANDLED } = require('./lib/cache.js')
 const { StateError, makeError, reason, describe } = require('./lib/errors.js')
+const { simpleOpsText } = require('./lib/ops-text.js')
 
 /**
  * The longest JSON text of a value, in bytes of UTF-8: half of V8's largest string (2^29 − 24),
@@ -138,6 +139,8 @@ function serializeOps(ops, group, key) {
     }
     if (isNonJsonNumber(by)) throw opError(index, `by must be a finite number, got ${by}`)
   }
+  const simple = simpleOpsText(ops, length)
+  if (simple !== undefined) return simple
   try {
     return JSON.stringify(ops)
   } catch (err) {

@@ -1,9 +1,11 @@
 // `update(group, key, ops)`: every op and JSON-Patch form, every path form, the arithmetic
-// guarantees, all-or-nothing application, and the op error codes with their opIndex.
+// guarantees, all-or-nothing application, the op error codes with their opIndex, and the JSON
+// text an op list crosses to the engine as.
 import { afterEach, describe, expect, it } from 'vitest'
 import { StateError, StateManager } from '../index.js'
 import { expectRejection, expectRejectionLeavesStoreUnchanged } from './helpers/assertions'
 import { closeManagers, freshManager } from './helpers/managers'
+import { simpleOpsText } from '../lib/ops-text.js'
 
 afterEach(closeManagers)
 
@@ -572,5 +574,97 @@ describe('a failed update', () => {
     await state.set('g', 'k', { n: 1 })
     await expectRejection(() => state.update('g', 'k', [{ type: 'increment', path: 'missing.deep', by: NaN }] as any), 'INVALID_OP')
     expect(await state.update('g', 'k', [{ type: 'increment', path: 'n', by: 1 }])).toEqual({ new_value: { n: 2 }, old_value: { n: 1 } })
+  })
+})
+
+// The op list crosses to the engine as JSON text, made without JSON.stringify for the simple
+// ops almost every caller writes (lib/ops-text.js). That text must be JSON.stringify's, to the
+// character, and every other list must be left to JSON.stringify.
+describe('the text of an op list', () => {
+  const text = (ops: unknown[]) => simpleOpsText(ops, ops.length) as string | undefined
+
+  it.each([
+    [[{ type: 'increment', path: 'paid', by: 1 }]],
+    [[{ type: 'increment', path: 'paid', by: 1 }, { type: 'set', path: 'status', value: 'paid' }]],
+    [[{ type: 'decrement', path: 'a.b', by: -0.25 }, { type: 'set', path: 'x', value: null }]],
+    [[{ type: 'set', path: 'a', value: true }, { type: 'set', path: 'b', value: false }, { type: 'set', path: 'c', value: -0 }]],
+    [[{ type: 'set', path: 'n', value: 1e21 }, { type: 'set', path: 'm', value: 5e-324 }, { type: 'set', path: 'k', value: 2 ** 53 - 1 }]],
+    [[{ type: 'remove', path: 'gone' }, { op: 'remove', path: '/gone' }, { op: 'replace', path: '/a/0', value: 'é €😀 ok' }]],
+    [[{ type: 'set', path: 'a', value: undefined }, { type: 'increment', path: 'b', by: undefined }]],
+    [[{ type: 'increment', path: 'a', by: '1' }, { type: 'nonsense', path: '' }]], // the engine's to reject
+    [[]],
+  ])('is JSON.stringify\'s for simple ops: %j', (ops) => {
+    expect(text(ops)).toBe(JSON.stringify(ops))
+  })
+
+  class Op {
+    type = 'set'
+    path = 'a'
+    value = 1
+  }
+  const nullPrototype = Object.assign(Object.create(null), { type: 'set', path: 'a', value: 1 })
+  const withGetter = { type: 'set', path: 'a', get value() { return { nested: true } } }
+  const throwing = new Proxy({ type: 'set', path: 'a', value: 1 }, { get() { throw new Error('trap') } })
+  const list = [{ type: 'set', path: 'a', value: 1 }]
+  const listWithToJson = Object.assign([...list], { toJSON: () => [] })
+  it.each([
+    ['a nested value', [{ type: 'set', path: 'a', value: { b: 1 } }]],
+    ['an array value', [{ type: 'set', path: 'a', value: [1] }]],
+    ['a field the engine ignores', [{ type: 'set', path: 'a', value: 1, note: 'x' }]],
+    ['fields in another order', [{ path: 'a', type: 'set', value: 1 }]],
+    ['by and value both', [{ type: 'set', path: 'a', value: 1, by: 2 }]],
+    ['a path as an array', [{ type: 'set', path: ['a'], value: 1 }]],
+    ['a quote in a path', [{ type: 'set', path: 'a"b', value: 1 }]],
+    ['a backslash in a value', [{ type: 'set', path: 'a', value: 'a\\b' }]],
+    ['a control character in a value', [{ type: 'set', path: 'a', value: 'a\nb' }]],
+    ['a lone surrogate in a value', [{ type: 'set', path: 'a', value: 'a\ud800' }]],
+    ['a lone low surrogate in a path', [{ type: 'set', path: '\udc00a', value: 1 }]],
+    ['two surrogates the wrong way round', [{ type: 'set', path: 'a', value: '\ude00\ud83d' }]],
+    ['an op of a class', [new Op()]],
+    ['an op without a prototype', [nullPrototype]],
+    ['an op with toJSON', [{ type: 'set', path: 'a', value: 1, toJSON: () => ({}) }]],
+    ['a list with toJSON', listWithToJson],
+    ['a getter giving an object', [withGetter]],
+    ['a Proxy whose trap throws', [throwing]],
+    ['a hole', [, { type: 'set', path: 'a', value: 1 }]], // eslint-disable-line no-sparse-arrays
+    ['null', [null]],
+    ['a string', ['set']],
+  ])('is left to JSON.stringify for %s', (_name, ops) => {
+    expect(text(ops as unknown[])).toBeUndefined()
+  })
+
+  it('is JSON.stringify\'s, or left to it, for 3,000 random op lists, and taken for the simple ones', () => {
+    let seed = 42
+    const next = () => {
+      seed = (seed + 0x6d2b79f5) | 0
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+    const pick = <T>(items: T[]): T => items[Math.floor(next() * items.length)]
+    const strings = ['', 'a', 'paid', 'a.b.c', '/a/0', 'é', '😀', '"', '\\', '\n', '\u001f', '\ud800', '\udfff', '~1', ' ']
+    const randomString = () => Array.from({ length: Math.floor(next() * 4) }, () => pick(strings)).join('')
+    const scalars = () => pick<unknown>([randomString(), next() * 1e6 - 5e5, Math.floor(next() * 100), -0, 1e21, true, false, null, undefined, { a: 1 }, [1]])
+    let taken = 0
+    let left = 0
+    for (let n = 0; n < 3000; n++) {
+      const ops = Array.from({ length: Math.floor(next() * 3) + 1 }, () => {
+        const op: Record<string, unknown> = {}
+        const simple = next() < 0.7
+        const names = simple ? [pick(['type', 'op']), 'path', ...(next() < 0.8 ? [pick(['by', 'value'])] : [])] : ['path', 'type', 'value', 'by', 'note'].filter(() => next() < 0.6)
+        for (const name of names) op[name] = name === 'type' || name === 'op' || name === 'path' ? randomString() : scalars()
+        return op
+      })
+      const made = text(ops)
+      if (made !== undefined) {
+        taken += 1
+        expect(made).toBe(JSON.stringify(ops))
+        JSON.parse(made)
+      } else {
+        left += 1
+      }
+    }
+    expect(taken).toBeGreaterThan(100)
+    expect(left).toBeGreaterThan(100)
   })
 })
