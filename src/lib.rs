@@ -65,6 +65,7 @@ pub use store::{clear, close, entries, get_group, keys, list_groups};
 /// those locks (a futex wait and wake on either side, about a twentieth of each thread's time
 /// at 64 calls in flight). mimalloc frees another thread's block without a lock. Its
 /// local-dynamic TLS model is the one that works in a library loaded with `dlopen`, as an
-/// addon is.
+/// addon is. Version 2: version 3 left a million items reopened from a file store holding
+/// 312 MB resident against 211 MB with the system's malloc; version 2 holds 221 MB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
