@@ -74,6 +74,14 @@ local last_event = false
 local function emit(stream, maxlen, t, g, k, old, new, reason)
   last_event = xadd(stream, maxlen, t, g, k, old, new, reason)
 end
+-- The groups this script call has put in the groups set (or found there): a batch of new
+-- items of one group adds the group once, not once per item. A group that loses its last item
+-- leaves the set and this table together.
+local listed = {}
+local function ungroup(keys, g)
+  call('ZREM', keys[4], g)
+  listed[g] = nil
+end
 -- Removes an item whose payload is `p`, with its event; leaves the group in the groups set
 -- only while it still has items. Returns its version.
 local function remove(keys, maxlen, g, k, p, reason)
@@ -81,7 +89,7 @@ local function remove(keys, maxlen, g, k, p, reason)
   call('HDEL', keys[1], k)
   call('ZREM', keys[2], k)
   if e ~= '0' then call('ZREM', keys[5], member(g, k)) end
-  if call('HLEN', keys[1]) == 0 then call('ZREM', keys[4], g) end
+  if call('HLEN', keys[1]) == 0 then ungroup(keys, g) end
   emit(keys[6], maxlen, 'd', g, k, p, false, reason)
   return v
 end
@@ -92,7 +100,10 @@ local function store(keys, maxlen, g, k, json, e, old_e, old, v)
   call('HSET', keys[1], k, p)
   if not old then
     call('ZADD', keys[2], format('%d', v), k)
-    call('ZADD', keys[4], 0, g)
+    if not listed[g] then
+      call('ZADD', keys[4], 0, g)
+      listed[g] = true
+    end
   end
   if e ~= '0' then
     call('ZADD', keys[5], e, member(g, k))
@@ -236,7 +247,7 @@ local function clear(keys, g)
     end
   end
   call('DEL', keys[1], keys[2])
-  call('ZREM', keys[4], g)
+  ungroup(keys, g)
   return live, 0, 0
 end
 
