@@ -633,6 +633,57 @@ describe('the text of an op list', () => {
     expect(text(ops as unknown[])).toBeUndefined()
   })
 
+  it('is remembered by the values of the fields, not by the objects, nor only their text', () => {
+    // Values that Map keys tell apart (1 and '1') and ones they do not (0 and -0), each twice:
+    // the second time from what the first left.
+    const values = [1, '1', true, 'true', null, 'null', 0, -0, 1.5, '', undefined, 2 ** 53 - 1, 1e21]
+    for (let round = 0; round < 2; round++) {
+      for (const last of ['by', 'value']) {
+        for (const value of values) {
+          const ops = [{ type: 'set', path: 'a', [last]: value }, { op: 'replace', path: '/b', [last]: value }]
+          expect(text(ops)).toBe(JSON.stringify(ops))
+          expect(text(ops.slice(0, 1))).toBe(JSON.stringify(ops.slice(0, 1)))
+          expect(text(ops.slice(1))).toBe(JSON.stringify(ops.slice(1)))
+        }
+      }
+    }
+    // The same op object, changed between calls; and a list that grows.
+    const op: Record<string, unknown> = { type: 'increment', path: 'n', by: 1 }
+    const list: unknown[] = [op]
+    for (let i = 0; i < 5; i++) {
+      expect(text(list)).toBe(JSON.stringify(list))
+      op.by = i
+      if (i === 2) op.path = 'm'
+      if (i === 3) delete op.by
+      list.push({ type: 'set', path: `p${i}`, value: i })
+    }
+    // What cannot be taken is never remembered as taken.
+    expect(text([{ type: 'set', path: 'a', value: NaN }])).toBeUndefined()
+    expect(text([{ type: 'set', path: 'a', value: NaN }])).toBeUndefined()
+    expect(text([{ type: 'set', path: 'a"', value: 1 }])).toBeUndefined()
+    expect(text([{ type: 'set', path: 'a"', value: 1 }])).toBeUndefined()
+    // Long texts, which are not remembered, and lists that grow long.
+    const long = 'x'.repeat(300)
+    const ops = [{ type: 'set', path: 'a', value: long }, { type: 'set', path: long, value: 1 }]
+    for (let i = 0; i < 2; i++) expect(text(ops)).toBe(JSON.stringify(ops))
+    const many = Array.from({ length: 40 }, (_, i) => ({ type: 'increment', path: `counter${i}`, by: i }))
+    for (let i = 0; i < 2; i++) expect(text(many)).toBe(JSON.stringify(many))
+  })
+
+  it('is right after more lists than it remembers, and for lists that share their first ops', () => {
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 3000; i++) {
+        const ops = [
+          { type: 'increment', path: `k${i % 7}`, by: i % 5 },
+          { type: 'set', path: 'status', value: `s${i % 1500}` },
+          ...(i % 3 === 0 ? [{ op: 'remove', path: `/r${i % 11}` }] : []),
+        ]
+        expect(text(ops)).toBe(JSON.stringify(ops))
+        expect(text(ops.slice(0, 2))).toBe(JSON.stringify(ops.slice(0, 2)))
+      }
+    }
+  })
+
   it('is JSON.stringify\'s, or left to it, for 3,000 random op lists, and taken for the simple ones', () => {
     let seed = 42
     const next = () => {
