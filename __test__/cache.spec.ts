@@ -4,6 +4,7 @@
 // fresh copy. Also the fast path of `set`, which copies an object as JSON data instead of
 // parsing its text back: its `new_value` must be exactly JSON.parse(JSON.stringify(value)) for
 // any value, checked on random values.
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -223,6 +224,59 @@ describe('update of a cached value', () => {
       expect(sameJson(await cached.get('g', key), await plain.get('g', key)), where).toBeNull()
     }
     expect(changedOnly).toBeGreaterThan(50)
+  })
+})
+
+describe('an update that changes one member to a number', () => {
+  // The in-process store answers such an update (a counter's) with the member's name and the
+  // number in its call status (src/store.rs `update`), which the cache sets on its value.
+  const status = createRequire(import.meta.url)('../binding.js').callStatus() as Float64Array
+  const ANSWER = 4
+
+  it('gives what a manager without a cache gives, for names and numbers of every kind', async () => {
+    const cached = track(new StateManager())
+    const plain = track(new StateManager({ cacheBytes: 0 }))
+    const names = ['n', 'é名', '😀', 'toString', 'a":1', 'quote"', 'back\\slash', 'tab\t', '', '{', '[', '0', '1e3']
+    const numbers = [1, -1, 0.5, -2.75, 1e21, 1e-7, 5e-324, 2 ** 53 - 1, 2 ** 60, -(2 ** 53), 1e300, 123456.789]
+    let answeredByName = 0
+    for (const name of names) {
+      for (const number of numbers) {
+        const key = `k${names.indexOf(name)}`
+        const start = { first: 1, [name]: 0, last: true }
+        await cached.set('g', key, start)
+        await plain.set('g', key, start)
+        // Three uses make the key a cached one (see ValueCache); then two updates each.
+        for (let i = 0; i < 2; i++) await cached.get('g', key)
+        for (const ops of [
+          [{ type: 'set', path: [name], value: number }],
+          [{ type: 'increment', path: [name], by: number }],
+        ]) {
+          const mine = await cached.update('g', key, ops as never)
+          if (status[ANSWER] === 1) answeredByName += 1
+          const theirs = await plain.update('g', key, ops as never)
+          const where = `${JSON.stringify(name)} ${JSON.stringify(ops)}`
+          expect(sameJson(mine.new_value, theirs.new_value), where).toBeNull()
+          expect(sameJson(mine.old_value, theirs.old_value), where).toBeNull()
+          expect(sameJson(await cached.get('g', key), theirs.new_value), where).toBeNull()
+        }
+      }
+    }
+    // Names with an escape in JSON (a quote, a backslash, a tab) take the general answer.
+    expect(answeredByName).toBeGreaterThan(numbers.length * 2 * 8)
+  })
+
+  it('changes only the manager\'s own copy: earlier results and the value set stay as they were', async () => {
+    const state = track(new StateManager())
+    const value = { count: 1, list: [1] }
+    await state.set('g', 'c', value)
+    for (let i = 0; i < 2; i++) await state.get('g', 'c')
+    const results = []
+    for (let i = 0; i < 3; i++) results.push(await state.update('g', 'c', [{ type: 'increment', path: 'count', by: 1 }]))
+    expect(status[ANSWER]).toBe(1)
+    expect(value).toEqual({ count: 1, list: [1] })
+    expect(results.map((r) => [r.old_value.count, r.new_value.count])).toEqual([[1, 2], [2, 3], [3, 4]])
+    results[2].new_value.count = 100
+    expect(await state.get('g', 'c')).toEqual({ count: 4, list: [1] })
   })
 })
 

@@ -72,18 +72,20 @@ function setField(target, name, value) {
 
 /**
  * The `{ new_value, old_value }` of an update, from the store's answer `text` to a manager that
- * held `cached` (the item's cache entry when the call was made; see `update_answer` in
- * src/store.rs): the changed members `{...}` of the cached old value, which then becomes the new
- * value in place (it stays in the older generation of the heap, where copies of it would cost
- * the garbage collector a promotion each); or `[new]` (the cached value is the old one) or
- * `[new, old]`, whose new value `backend.keep` may cache. `version` and `length`: the new
- * value's version and stored length.
+ * held `cached` (the item's cache entry when the call was made; see `update` and
+ * `update_answer` in src/store.rs): the changed members `{...}` of the cached old value, or,
+ * with `number` (the in-process store's answer for a counter), the name of the one member that
+ * changed, to `number`; the cached value then becomes the new value in place (it stays in the
+ * older generation of the heap, where copies of it would cost the garbage collector a promotion
+ * each). Or `[new]` (the cached value is the old one) or `[new, old]`, whose new value
+ * `backend.keep` may cache. `version` and `length`: the new value's version and stored length.
  */
-function updateResult(backend, group, key, cached, text, version, length) {
-  if (text.charCodeAt(0) === 123 /* { */) {
+function updateResult(backend, group, key, cached, text, version, length, number) {
+  if (number !== undefined || text.charCodeAt(0) === 123 /* { */) {
     const current = cached.value
     const oldValue = copyJson(current)
-    withMembers(current, JSON.parse(text))
+    if (number === undefined) withMembers(current, JSON.parse(text))
+    else setField(current, text, number)
     const newValue = copyJson(current)
     backend.cache.putItem(group, key, version, current, length)
     return { new_value: newValue, old_value: oldValue }

@@ -31,9 +31,14 @@ pub(crate) enum Slot {
     Reused = 2,
     /// The journal ticket of the last write (0: it wrote nothing), for `sync: 'always'`.
     Ticket = 3,
+    /// What the last `update` returned: 0 its usual answer (see `store::update`), 1 the name
+    /// of the one member it changed, whose new value is the number in [`Slot::Number`].
+    Answer = 4,
+    /// The new value of the member named by an `update` whose [`Slot::Answer`] is 1.
+    Number = 5,
 }
 
-const SLOTS: usize = 4;
+const SLOTS: usize = 6;
 
 thread_local! {
     /// The data of this thread's array (null until made, and again once its env is gone).
@@ -68,8 +73,8 @@ pub(crate) fn note_item(version: Version, reused: bool) {
     }
 }
 
-/// This JS thread's status array (a `Float64Array` of 4: version, length, reused, ticket; see
-/// `Slot`), the same object on every call.
+/// This JS thread's status array (a `Float64Array` of 6: version, length, reused, ticket,
+/// answer, number; see `Slot`), the same object on every call.
 #[napi(ts_return_type = "Float64Array")]
 pub fn call_status(env: &Env) -> Result<Unknown<'_>> {
     let raw_env = env.raw();

@@ -35,13 +35,19 @@ const { subscribeNative, unsubscribeNative } = require('./events.js')
 /**
  * What the last native call of this thread reports beside its result (src/status.rs): the
  * version it read or wrote, the length of an update's new text, whether the item had been
- * used before since it was created, and a write's journal ticket. Read right after the call.
+ * used before since it was created, a write's journal ticket, and whether an update answered
+ * with the name of the one member it changed, whose new value is then the number in NUMBER.
+ * Read right after the call.
  */
 const status = native.callStatus()
 const VERSION = 0
 const LENGTH = 1
 const REUSED = 2
 const TICKET = 3
+const ANSWER = 4
+const NUMBER = 5
+/** ANSWER: the update's answer is the name of the one member it changed, to NUMBER. */
+const ONE_NUMBER = 1
 
 // The per-item calls, read off the binding once: its exports object has many properties,
 // which V8 keeps in a dictionary, slower to look a name up in on every call.
@@ -237,7 +243,8 @@ class NativeBackend {
     } catch (err) {
       throw fromNative(err)
     }
-    return this.acknowledged(updateResult(this, group, key, cached, pair, status[VERSION], status[LENGTH]))
+    const number = status[ANSWER] === ONE_NUMBER ? status[NUMBER] : undefined
+    return this.acknowledged(updateResult(this, group, key, cached, pair, status[VERSION], status[LENGTH], number))
   }
 
   delete(group, key) {
