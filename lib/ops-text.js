@@ -49,16 +49,14 @@ const LONGEST = 256
 
 /**
  * The texts made, by the fields they were made of: `remembered.ops[form]` maps the op's name
- * to a Map of its path to `{ by, value }`, two Maps of the last field's value (NONE: none, or
- * undefined) to the op's text. `remembered.lists` maps a list's first op text to `{ text,
+ * to a Map of its path to `{ by, value }`, two Maps of the last field's value (undefined: none,
+ * or undefined) to the op's text. `remembered.lists` maps a list's first op text to `{ text,
  * next }`: the text of the list of that op alone, and a Map of the next op's text to the same
  * for the list of both, and so on. Map keys compare as SameValueZero: `1` and `'1'` differ,
  * `0` and `-0` do not (JSON.stringify writes both as `0`). Only texts this module made are
  * remembered, so a hit needs no check of the strings.
  */
 let remembered = null
-/** The key of an op without its last field, or with that field undefined. */
-const NONE = Symbol('none')
 
 function forget() {
   remembered = { ops: { type: new Map(), op: new Map() }, lists: new Map(), count: 0 }
@@ -105,11 +103,8 @@ function opText(op) {
   const path = op.path
   if (typeof name !== 'string' || typeof path !== 'string') return undefined
   const value = count === 2 ? undefined : last === 'by' ? op.by : op.value
-  const key = value === undefined ? NONE : value
-  const byName = form === 'type' ? remembered.ops.type : remembered.ops.op
-  const byPath = byName.get(name)
-  const byLast = byPath === undefined ? undefined : byPath.get(path)
-  const known = byLast === undefined ? undefined : (last === 'by' ? byLast.by : byLast.value).get(key)
+  const values = valuesOf(form, name, path, last, false)
+  const known = values === undefined ? undefined : values.get(value)
   if (known !== undefined) return known
   if (!isVerbatim(name) || !isVerbatim(path)) return undefined
   const head = `{"${form}":"${name}","path":"${path}"`
@@ -122,24 +117,30 @@ function opText(op) {
     if (valueText === undefined) return undefined
     text = `${head},"${last}":${valueText}}`
   }
-  if (text.length <= LONGEST) rememberOp(form, name, path, last, key, text)
+  if (text.length <= LONGEST) {
+    room()
+    valuesOf(form, name, path, last, true).set(value, text)
+  }
   return text
 }
 
-function rememberOp(form, name, path, last, key, text) {
-  room()
+/** The Map of last-field values to texts of the ops with these fields (see `remembered`):
+ *  undefined when there is none, unless `make`. */
+function valuesOf(form, name, path, last, make) {
   const byName = form === 'type' ? remembered.ops.type : remembered.ops.op
   let byPath = byName.get(name)
   if (byPath === undefined) {
+    if (!make) return undefined
     byPath = new Map()
     byName.set(name, byPath)
   }
   let byLast = byPath.get(path)
   if (byLast === undefined) {
+    if (!make) return undefined
     byLast = { by: new Map(), value: new Map() }
     byPath.set(path, byLast)
   }
-  ;(last === 'by' ? byLast.by : byLast.value).set(key, text)
+  return last === 'by' ? byLast.by : byLast.value
 }
 
 /**
@@ -151,10 +152,6 @@ function simpleOpsText(ops, length) {
   try {
     if (ops.toJSON !== undefined) return undefined
     if (length === 0) return '[]'
-    if (length === 1) {
-      const op = opText(ops[0])
-      return op === undefined ? undefined : listText([op], 1)
-    }
     const texts = new Array(length)
     for (let index = 0; index < length; index++) {
       const op = opText(ops[index])
