@@ -239,8 +239,78 @@ fn op_list() -> BoxedStrategy<Value> {
     .boxed()
 }
 
+/// Ops that each write one top-level member and nothing else (`set`, `increment`, `decrement`
+/// of a one-segment path, in each spelling), the most common updates, which `partial.rs` applies
+/// to the members held apart from their object.
+fn member_write() -> BoxedStrategy<Value> {
+    let name = || {
+        prop::sample::select(vec!["a", "b", "n", "s", "new", "a\"q", "é"]).prop_map(String::from)
+    };
+    let path = || {
+        prop_oneof![
+            3 => name().prop_map(Value::from),
+            1 => name().prop_map(|n| json!([n])),
+        ]
+    };
+    prop_oneof![
+        (path(), json_value()).prop_map(|(p, v)| json!({"type": "set", "path": p, "value": v})),
+        (path(), number(), any::<bool>()).prop_map(|(p, by, down)| {
+            json!({"type": if down { "decrement" } else { "increment" }, "path": p, "by": by})
+        }),
+        (path(), number()).prop_map(|(p, v)| json!({"op": "increment", "path": p, "value": v})),
+    ]
+    .boxed()
+}
+
+/// Stored objects with members the member writes name, numbers among them, as text.
+fn stored_object() -> BoxedStrategy<String> {
+    let name = prop::sample::select(vec!["a", "b", "n", "s", "other", "a\"q", "é"]);
+    let value = prop_oneof![2 => number(), 1 => json_value()];
+    prop::collection::vec((name, value), 0..6)
+        .prop_map(|members| {
+            let mut seen = Vec::new();
+            let members: Vec<String> = members
+                .iter()
+                .filter(|(name, _)| {
+                    let first = !seen.contains(name);
+                    seen.push(*name);
+                    first
+                })
+                .map(|(name, value)| format!("{}:{}", Value::from(*name), value))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        })
+        .boxed()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn member_writes_give_exactly_what_the_full_tree_gives(
+        stored in stored_object(),
+        ops in prop::collection::vec(member_write(), 1..6),
+    ) {
+        let parsed = parse_ops(&Value::Array(ops).to_string()).expect("member writes parse");
+        let mut tree: Value = serde_json::from_str(&stored).expect("stored text parses");
+        let full = apply_ops(&mut tree, &parsed)
+            .map(|()| serde_json::to_string(&tree).expect("result serializes"));
+        let applied = apply_to_text_with_members(Some(&stored), &parsed);
+        prop_assert_eq!(applied.as_ref().map(|a| a.text.clone()).map_err(Clone::clone), full);
+        // The changed members, set in order on the old value, give the new value.
+        if let Ok(applied) = applied {
+            if let Some(members) = applied.members {
+                let members: serde_json::Map<String, Value> =
+                    serde_json::from_str(&members).expect("members are a JSON object");
+                let mut patched: Value = serde_json::from_str(&stored).expect("stored text parses");
+                let object = patched.as_object_mut().expect("an object");
+                for (name, value) in members {
+                    object.insert(name, value);
+                }
+                prop_assert_eq!(serde_json::to_string(&patched).expect("serializes"), applied.text);
+            }
+        }
+    }
 
     #[test]
     fn random_ops_never_panic_and_failures_leave_the_original_unchanged(

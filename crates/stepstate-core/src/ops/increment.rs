@@ -3,7 +3,7 @@
 //! like JavaScript's `+` and `-` on doubles.
 
 use super::path::{kind_of, Path};
-use super::{OpContext, OpFields};
+use super::{OpContext, OpFields, Target};
 use crate::error::Result;
 use serde_json::{Number, Value};
 
@@ -32,9 +32,9 @@ impl IncrementOp {
     }
 
     /// Applies the op; `subtract` makes it a decrement.
-    pub(crate) fn apply(
+    pub(crate) fn apply<'v>(
         &self,
-        target: &mut Value,
+        target: impl Into<Target<'v>>,
         ctx: &OpContext<'_>,
         subtract: bool,
     ) -> Result<()> {

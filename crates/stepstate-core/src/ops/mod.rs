@@ -165,11 +165,7 @@ impl UpdateOp {
     /// Applies this op, the `op_index`-th of its list, to `value`. On error `value` may be
     /// partly changed; callers apply to a copy (see [`apply_ops`]).
     pub fn apply(&self, value: &mut Value, op_index: usize) -> Result<()> {
-        let ctx = OpContext {
-            index: op_index,
-            name: self.name(),
-            path: self.path(),
-        };
+        let ctx = self.context(op_index);
         match self {
             UpdateOp::Set(op) => op.apply(value, &ctx),
             UpdateOp::Merge(op) => op.apply(value, &ctx),
@@ -180,6 +176,49 @@ impl UpdateOp {
             UpdateOp::Test(op) => op.apply(value, &ctx),
             UpdateOp::Add(op) => op.apply(value, &ctx),
             UpdateOp::Replace(op) => op.apply(value, &ctx),
+        }
+    }
+
+    /// The top-level member this op writes, when that is all it does: a `set`, `increment` or
+    /// `decrement` whose path is one segment.
+    pub(crate) fn member_written(&self) -> Option<&str> {
+        let path = match self {
+            UpdateOp::Set(op) => &op.path,
+            UpdateOp::Increment(op) | UpdateOp::Decrement(op) => &op.path,
+            _ => return None,
+        };
+        match path.segments() {
+            [name] => Some(name),
+            _ => None,
+        }
+    }
+
+    /// [`UpdateOp::apply`] of an op that writes one member (see [`UpdateOp::member_written`]) to
+    /// that member held apart from its object (`None`: absent): the same code as on the object,
+    /// with the same outcome and errors. Any other op fails with `INVALID_VALUE`.
+    pub(crate) fn apply_to_member(
+        &self,
+        member: &mut Option<Value>,
+        op_index: usize,
+    ) -> Result<()> {
+        let ctx = self.context(op_index);
+        let one_member = self.member_written().is_some();
+        match self {
+            UpdateOp::Set(op) if one_member => op.apply(member, &ctx),
+            UpdateOp::Increment(op) if one_member => op.apply(member, &ctx, false),
+            UpdateOp::Decrement(op) if one_member => op.apply(member, &ctx, true),
+            _ => Err(Error::InvalidValue(format!(
+                "op {op_index} ({}) does not write one member only",
+                self.name()
+            ))),
+        }
+    }
+
+    fn context(&self, op_index: usize) -> OpContext<'_> {
+        OpContext {
+            index: op_index,
+            name: self.name(),
+            path: self.path(),
         }
     }
 }
@@ -455,6 +494,25 @@ impl OpFields<'_> {
 }
 
 /// The op being applied, for error messages: `op 2 (increment at "paid")`.
+/// Where a writing op writes: a whole value, walked along the op's path, or the top-level
+/// member that a one-segment path names, held apart from its object (see `partial.rs`).
+pub(crate) enum Target<'v> {
+    Tree(&'v mut Value),
+    Member(&'v mut Option<Value>),
+}
+
+impl<'v> From<&'v mut Value> for Target<'v> {
+    fn from(value: &'v mut Value) -> Target<'v> {
+        Target::Tree(value)
+    }
+}
+
+impl<'v> From<&'v mut Option<Value>> for Target<'v> {
+    fn from(member: &'v mut Option<Value>) -> Target<'v> {
+        Target::Member(member)
+    }
+}
+
 pub(crate) struct OpContext<'a> {
     index: usize,
     name: &'static str,
@@ -484,13 +542,16 @@ impl OpContext<'_> {
     /// code. Every writing op (`set`, `add`, `merge`, `increment`, `append`) goes through here.
     pub(crate) fn write_at<'v>(
         &self,
-        target: &'v mut Value,
+        target: impl Into<Target<'v>>,
         write: impl FnOnce(path::Slot<'v>) -> Result<()>,
     ) -> Result<()> {
-        match path::locate(target, self.path, path::Walk::Create) {
-            Ok(Some(slot)) => write(slot),
-            Ok(None) => Ok(()),
-            Err(failure) => Err(self.walk_failed(failure)),
+        match target.into() {
+            Target::Member(member) => write(path::Slot::Member(member)),
+            Target::Tree(target) => match path::locate(target, self.path, path::Walk::Create) {
+                Ok(Some(slot)) => write(slot),
+                Ok(None) => Ok(()),
+                Err(failure) => Err(self.walk_failed(failure)),
+            },
         }
     }
 

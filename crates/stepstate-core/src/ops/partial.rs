@@ -107,14 +107,14 @@ fn to_text(value: &Value) -> Result<String> {
 }
 
 fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applied> {
+    if ops.iter().all(|op| op.member_written().is_some()) {
+        return apply_to_written_members(members, ops);
+    }
     let touched = |key: &str| ops.iter().any(|op| op.path().segments()[0] == key);
     let mut partial = Map::new();
     for (key, raw) in &members.0 {
         if touched(key) {
-            let value: Value = serde_json::from_str(raw.get()).map_err(|e| {
-                Error::InvalidValue(format!("the stored value cannot be updated: {e}"))
-            })?;
-            partial.insert(key.to_string(), value);
+            partial.insert(key.to_string(), parse_member(raw)?);
         }
     }
     let mut partial = Value::Object(partial);
@@ -129,13 +129,7 @@ fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applie
     let mut out = String::with_capacity(members.len_hint() + 16);
     out.push('{');
     let mut changes = Some(String::with_capacity(64) + "{");
-    let member = |out: &mut String, key: &str, text: &str| {
-        if out.len() > 1 {
-            out.push(',');
-        }
-        push_key(out, key);
-        out.push_str(text);
-    };
+    let member = push_member;
     for (key, raw) in &members.0 {
         if touched(key) {
             match changed.shift_remove(key.as_ref()) {
@@ -168,6 +162,91 @@ fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applie
         text: out,
         members: changes,
     })
+}
+
+/// [`apply_to_members`] of ops that each write one member and nothing else (`set`, `increment`
+/// and `decrement` of one-segment paths: a counter's update, a status set beside it). The
+/// members they write are held in a short list, each apart from its object (`Slot::Member`),
+/// instead of in an object of their own, whose map hashes every name it holds and looks up
+/// again: that was most of the time the ops took. The text is the same, built the same way: a
+/// written member that was stored keeps its place (the first, if a name was stored twice, with
+/// the last one's value, as a full parse does), new ones go to the end in the order the ops
+/// first wrote them.
+fn apply_to_written_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applied> {
+    let written_by_ops = |key: &str| ops.iter().any(|op| op.member_written() == Some(key));
+    // (name, value, whether it was stored)
+    let mut written: Vec<(&str, Option<Value>, bool)> = Vec::with_capacity(ops.len());
+    for (key, raw) in &members.0 {
+        if written_by_ops(key) {
+            let value = Some(parse_member(raw)?);
+            match written.iter_mut().find(|(name, ..)| *name == key.as_ref()) {
+                Some(twice) => twice.1 = value,
+                None => written.push((key.as_ref(), value, true)),
+            }
+        }
+    }
+    for (index, op) in ops.iter().enumerate() {
+        let name = op.member_written().unwrap_or_default();
+        let at = match written.iter().position(|(written, ..)| *written == name) {
+            Some(at) => at,
+            None => {
+                written.push((name, None, false));
+                written.len() - 1
+            }
+        };
+        op.apply_to_member(&mut written[at].1, index)?;
+    }
+
+    let mut out = String::with_capacity(members.len_hint() + 16);
+    out.push('{');
+    let mut changes = Some(String::with_capacity(64) + "{");
+    let emit = |out: &mut String, key: &str, value: &Value, changes: &mut Option<String>| {
+        let text = to_text(value)?;
+        push_member(out, key, &text);
+        if let Some(changes) = changes.as_mut() {
+            push_member(changes, key, &text);
+        }
+        Result::Ok(())
+    };
+    for (key, raw) in &members.0 {
+        match written.iter_mut().find(|(name, ..)| *name == key.as_ref()) {
+            Some((_, value, _)) => match value.take() {
+                Some(value) => emit(&mut out, key, &value, &mut changes)?,
+                // A name stored twice: its second place is gone, which a caller that sets
+                // members cannot do; it gets the whole text.
+                None => changes = None,
+            },
+            None => push_member(&mut out, key, raw.get()),
+        }
+    }
+    for (name, value, stored) in &written {
+        if let (false, Some(value)) = (stored, value) {
+            emit(&mut out, name, value, &mut changes)?;
+        }
+    }
+    out.push('}');
+    if let Some(changes) = changes.as_mut() {
+        changes.push('}');
+    }
+    Ok(Applied {
+        text: out,
+        members: changes,
+    })
+}
+
+/// A stored member's value, parsed.
+fn parse_member(raw: &RawValue) -> Result<Value> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| Error::InvalidValue(format!("the stored value cannot be updated: {e}")))
+}
+
+/// Appends `"key":text` to the text of an object being written (after a comma unless first).
+fn push_member(out: &mut String, key: &str, text: &str) {
+    if out.len() > 1 {
+        out.push(',');
+    }
+    push_key(out, key);
+    out.push_str(text);
 }
 
 fn push_key(out: &mut String, key: &str) {
@@ -400,6 +479,27 @@ mod tests {
         }
         let created = apply_to_text_with_members(None, &parse_ops(ops).unwrap()).unwrap();
         assert_eq!(created.members, None);
+    }
+
+    #[test]
+    fn a_written_member_stored_twice_keeps_its_first_place_with_the_last_value() {
+        // No JSON.stringify writes a name twice; a full parse reads such text so, and so do
+        // both partial paths (the second one for an op that writes below a member).
+        let stored = r#"{"a":1,"b":2,"a":3}"#;
+        for ops in [
+            r#"[{"type":"increment","path":"a","by":1}]"#,
+            r#"[{"type":"increment","path":"a","by":1},{"type":"set","path":"c.d","value":0}]"#,
+        ] {
+            let applied = apply_to_text_with_members(Some(stored), &parse_ops(ops).unwrap());
+            let applied = applied.unwrap();
+            assert_eq!(applied.text, full(stored, ops).unwrap(), "{ops}");
+            assert!(
+                applied.text.starts_with(r#"{"a":4,"b":2"#),
+                "{}",
+                applied.text
+            );
+            assert_eq!(applied.members, None, "{ops}");
+        }
     }
 
     #[test]

@@ -215,6 +215,9 @@ pub(crate) enum Slot<'v> {
     /// The position just past the end of an array (`-`, or an index equal to its length):
     /// nothing is there yet, and writing there appends.
     End { array: &'v mut Vec<Value> },
+    /// A top-level member held apart from its object (see `partial.rs`), present or not: what
+    /// a [`Slot::Field`] of the root object would be.
+    Member(&'v mut Option<Value>),
 }
 
 impl<'v> Slot<'v> {
@@ -225,6 +228,7 @@ impl<'v> Slot<'v> {
             Slot::Field { map, key } => map.get(key),
             Slot::Element { array, index } => array.get(*index),
             Slot::End { .. } => None,
+            Slot::Member(member) => member.as_ref(),
         }
     }
 
@@ -235,6 +239,7 @@ impl<'v> Slot<'v> {
             Slot::Field { map, key } => map.get_mut(key.as_str()),
             Slot::Element { array, index } => array.get_mut(*index),
             Slot::End { .. } => None,
+            Slot::Member(member) => member.as_mut(),
         }
     }
 
@@ -252,6 +257,7 @@ impl<'v> Slot<'v> {
                 }
             }
             Slot::End { array } => array.push(value),
+            Slot::Member(member) => *member = Some(value),
         }
     }
 
@@ -270,6 +276,7 @@ impl<'v> Slot<'v> {
         match self {
             Slot::Root(_) | Slot::End { .. } => None,
             Slot::Field { map, key } => map.shift_remove(key.as_str()),
+            Slot::Member(member) => member.take(),
             Slot::Element { array, index } => {
                 if index < array.len() {
                     Some(array.remove(index))

@@ -2,7 +2,7 @@
 //! objects; at the root it replaces the whole value.
 
 use super::path::{nesting_of, Path, Slot};
-use super::{OpContext, OpFields};
+use super::{OpContext, OpFields, Target};
 use crate::error::Result;
 use serde_json::Value;
 
@@ -25,7 +25,11 @@ impl SetOp {
         })
     }
 
-    pub(crate) fn apply(&self, target: &mut Value, ctx: &OpContext<'_>) -> Result<()> {
+    pub(crate) fn apply<'v>(
+        &self,
+        target: impl Into<Target<'v>>,
+        ctx: &OpContext<'_>,
+    ) -> Result<()> {
         write_value(target, ctx, &self.value, Slot::put)
     }
 }
@@ -34,7 +38,7 @@ impl SetOp {
 /// [`Slot::insert`] for `add`), after checking that the result stays within
 /// [`super::path::MAX_NESTING`].
 pub(super) fn write_value<'v>(
-    target: &'v mut Value,
+    target: impl Into<Target<'v>>,
     ctx: &OpContext<'_>,
     value: &Value,
     place: fn(Slot<'v>, Value),
