@@ -265,6 +265,37 @@ describe('an update that changes one member to a number', () => {
     expect(answeredByName).toBeGreaterThan(numbers.length * 2 * 8)
   })
 
+  it('is right for many more counters than the binding keeps names of, in turn', async () => {
+    // The binding keeps the JS strings of the last 16 names it answered with (src/names.rs):
+    // 40 counters in turn, each name coming back after 39 others, replace every one of them.
+    const state = track(new StateManager())
+    const names = Array.from({ length: 40 }, (_, i) => `counter${i}`)
+    await state.set('g', 'c', Object.fromEntries(names.map((name) => [name, 0])))
+    // From its fourth use on, a key's value is cached (see ValueCache).
+    for (let i = 0; i < 3; i++) await state.get('g', 'c')
+    let answeredByName = 0
+    for (let round = 1; round <= 3; round++) {
+      for (const name of names) {
+        const { new_value, old_value } = await state.update('g', 'c', [{ type: 'increment', path: name, by: 1 }])
+        if (status[ANSWER] === 1) answeredByName += 1
+        expect(new_value[name]).toBe(round)
+        expect(old_value[name]).toBe(round - 1)
+        expect(Object.keys(new_value)).toEqual(names)
+      }
+    }
+    expect(answeredByName).toBe(names.length * 3)
+    // And the names kept last, again and again, in the places of names they replaced.
+    for (let i = 0; i < 3; i++) {
+      for (const name of names.slice(-5)) {
+        const { new_value } = await state.update('g', 'c', [{ type: 'increment', path: name, by: 1 }])
+        expect(new_value[name]).toBe(4 + i)
+        expect(status[ANSWER]).toBe(1)
+      }
+    }
+    const counts = Object.fromEntries(names.map((name, i) => [name, i < 35 ? 3 : 6]))
+    expect(await state.get('g', 'c')).toEqual(counts)
+  })
+
   it('changes only the manager\'s own copy: earlier results and the value set stay as they were', async () => {
     const state = track(new StateManager())
     const value = { count: 1, list: [1] }

@@ -36,6 +36,7 @@ mod events;
 mod fast;
 mod handle;
 mod inspect;
+mod names;
 mod ops;
 mod options;
 mod redis;

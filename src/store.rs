@@ -9,9 +9,10 @@ use crate::durable::note_ticket;
 use crate::errors::to_js;
 use crate::events::keep_alive_for_pending_events;
 use crate::handle::HandleRef;
+use crate::names::js_name;
 use crate::status::{note, note_item, Slot};
-use napi::bindgen_prelude::Either;
-use napi::{Env, JsString, Result};
+use napi::bindgen_prelude::{Either, Unknown};
+use napi::{Env, JsString, JsValue, Result};
 use napi_derive::napi;
 use std::borrow::Cow;
 use stepstate_core::{GroupRead, Ttl, Version, WriteResult};
@@ -106,7 +107,7 @@ pub(crate) fn update<'env>(
     key: Name,
     ops: Text,
     known_old: f64,
-) -> Result<JsString<'env>> {
+) -> Result<Unknown<'env>> {
     let result = handle.engine()?.update(&group, &key, &ops.0);
     keep_alive_for_pending_events(env);
     let result = result.map_err(to_js)?;
@@ -118,11 +119,12 @@ pub(crate) fn update<'env>(
         if let Some((name, number)) = one_number(members) {
             note(Slot::Answer, 1.0);
             note(Slot::Number, number);
-            return js_text(env, name);
+            return js_name(env, name);
         }
     }
     note(Slot::Answer, 0.0);
-    js_text(env, &answer)
+    let text = js_text(env, &answer)?;
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), text.raw()) })
 }
 
 /// The name and value of `members` when it is `{"<name>":<number>}` and the name has no escape
