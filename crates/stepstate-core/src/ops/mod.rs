@@ -493,7 +493,6 @@ impl OpFields<'_> {
     }
 }
 
-/// The op being applied, for error messages: `op 2 (increment at "paid")`.
 /// Where a writing op writes: a whole value, walked along the op's path, or the top-level
 /// member that a one-segment path names, held apart from its object (see `partial.rs`).
 pub(crate) enum Target<'v> {
@@ -513,6 +512,7 @@ impl<'v> From<&'v mut Option<Value>> for Target<'v> {
     }
 }
 
+/// The op being applied, for error messages: `op 2 (increment at "paid")`.
 pub(crate) struct OpContext<'a> {
     index: usize,
     name: &'static str,
