@@ -126,42 +126,22 @@ fn apply_to_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Result<Applie
         ));
     };
 
-    let mut out = String::with_capacity(members.len_hint() + 16);
-    out.push('{');
-    let mut changes = Some(String::with_capacity(64) + "{");
-    let member = push_member;
+    let mut rewrite = Rewrite::new(members);
     for (key, raw) in &members.0 {
         if touched(key) {
             match changed.shift_remove(key.as_ref()) {
-                Some(value) => {
-                    let text = to_text(&value)?;
-                    member(&mut out, key, &text);
-                    if let Some(changes) = changes.as_mut() {
-                        member(changes, key, &text);
-                    }
-                }
+                Some(value) => rewrite.change(key, &value)?,
                 // A member gone is not a change a caller can set: it gets the whole text.
-                None => changes = None,
+                None => rewrite.lose_changes(),
             }
         } else {
-            member(&mut out, key, raw.get());
+            rewrite.keep(key, raw);
         }
     }
     for (key, value) in changed {
-        let text = to_text(&value)?;
-        member(&mut out, &key, &text);
-        if let Some(changes) = changes.as_mut() {
-            member(changes, &key, &text);
-        }
+        rewrite.change(&key, &value)?;
     }
-    out.push('}');
-    if let Some(changes) = changes.as_mut() {
-        changes.push('}');
-    }
-    Ok(Applied {
-        text: out,
-        members: changes,
-    })
+    Ok(rewrite.finish())
 }
 
 /// [`apply_to_members`] of ops that each write one member and nothing else (`set`, `increment`
@@ -197,41 +177,74 @@ fn apply_to_written_members(members: &RawMembers<'_>, ops: &[UpdateOp]) -> Resul
         op.apply_to_member(&mut written[at].1, index)?;
     }
 
-    let mut out = String::with_capacity(members.len_hint() + 16);
-    out.push('{');
-    let mut changes = Some(String::with_capacity(64) + "{");
-    let emit = |out: &mut String, key: &str, value: &Value, changes: &mut Option<String>| {
-        let text = to_text(value)?;
-        push_member(out, key, &text);
-        if let Some(changes) = changes.as_mut() {
-            push_member(changes, key, &text);
-        }
-        Result::Ok(())
-    };
+    let mut rewrite = Rewrite::new(members);
     for (key, raw) in &members.0 {
         match written.iter_mut().find(|(name, ..)| *name == key.as_ref()) {
             Some((_, value, _)) => match value.take() {
-                Some(value) => emit(&mut out, key, &value, &mut changes)?,
+                Some(value) => rewrite.change(key, &value)?,
                 // A name stored twice: its second place is gone, which a caller that sets
                 // members cannot do; it gets the whole text.
-                None => changes = None,
+                None => rewrite.lose_changes(),
             },
-            None => push_member(&mut out, key, raw.get()),
+            None => rewrite.keep(key, raw),
         }
     }
     for (name, value, stored) in &written {
         if let (false, Some(value)) = (stored, value) {
-            emit(&mut out, name, value, &mut changes)?;
+            rewrite.change(name, value)?;
         }
     }
-    out.push('}');
-    if let Some(changes) = changes.as_mut() {
-        changes.push('}');
+    Ok(rewrite.finish())
+}
+
+/// The new text of a stored object, written member by member in order, and beside it the text
+/// of the members that changed (see [`Applied::members`]), until a change comes that a caller
+/// could not make by setting members.
+struct Rewrite {
+    text: String,
+    changes: Option<String>,
+}
+
+impl Rewrite {
+    fn new(members: &RawMembers<'_>) -> Rewrite {
+        let mut text = String::with_capacity(members.len_hint() + 16);
+        text.push('{');
+        Rewrite {
+            text,
+            changes: Some(String::with_capacity(64) + "{"),
+        }
     }
-    Ok(Applied {
-        text: out,
-        members: changes,
-    })
+
+    /// A member as it was stored.
+    fn keep(&mut self, key: &str, raw: &RawValue) {
+        push_member(&mut self.text, key, raw.get());
+    }
+
+    /// A member with a new value.
+    fn change(&mut self, key: &str, value: &Value) -> Result<()> {
+        let value = to_text(value)?;
+        push_member(&mut self.text, key, &value);
+        if let Some(changes) = self.changes.as_mut() {
+            push_member(changes, key, &value);
+        }
+        Ok(())
+    }
+
+    /// The changes are not members a caller can set: it gets the whole text.
+    fn lose_changes(&mut self) {
+        self.changes = None;
+    }
+
+    fn finish(mut self) -> Applied {
+        self.text.push('}');
+        if let Some(changes) = self.changes.as_mut() {
+            changes.push('}');
+        }
+        Applied {
+            text: self.text,
+            members: self.changes,
+        }
+    }
 }
 
 /// A stored member's value, parsed.
