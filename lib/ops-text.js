@@ -49,8 +49,8 @@ const LONGEST = 256
 
 /**
  * The texts made, by the fields they were made of: `remembered.ops[form]` maps the op's name
- * to a Map of its path to `{ by, value }`, two Maps of the last field's value (undefined: none,
- * or undefined) to the op's text. `remembered.lists` maps a list's first op text to `{ text,
+ * to a Map of its path to `{ by, value }`, two Maps of the last field's value (undefined for an
+ * op without that field as for one whose field is undefined) to the op's text. `remembered.lists` maps a list's first op text to `{ text,
  * next }`: the text of the list of that op alone, and a Map of the next op's text to the same
  * for the list of both, and so on. Map keys compare as SameValueZero: `1` and `'1'` differ,
  * `0` and `-0` do not (JSON.stringify writes both as `0`). Only texts this module made are
