@@ -31,10 +31,11 @@ pub(crate) enum Slot {
     Reused = 2,
     /// The journal ticket of the last write (0: it wrote nothing), for `sync: 'always'`.
     Ticket = 3,
-    /// What the last `update` returned: 0 its usual answer (see `store::update`), 1 the name
-    /// of the one member it changed, whose new value is the number in [`Slot::Number`].
+    /// What the last `update` answered: 0 its usual answer (see `store::update`); 1 or more:
+    /// it changed one member, to the number in [`Slot::Number`], whose name is what it
+    /// returned (1) or the string at index `answer - 2` of `memberNames()` (2 and up).
     Answer = 4,
-    /// The new value of the member named by an `update` whose [`Slot::Answer`] is 1.
+    /// The new value of the member named by an `update` whose [`Slot::Answer`] is 1 or more.
     Number = 5,
 }
 

@@ -9,7 +9,7 @@ use crate::durable::note_ticket;
 use crate::errors::to_js;
 use crate::events::keep_alive_for_pending_events;
 use crate::handle::HandleRef;
-use crate::names::js_name;
+use crate::names::{kept_name, KeptName};
 use crate::status::{note, note_item, Slot};
 use napi::bindgen_prelude::{Either, Unknown};
 use napi::{Env, JsString, JsValue, Result};
@@ -99,7 +99,9 @@ pub(crate) fn get<'env>(
 /// or `[new_value]` when the update was not one of only some members. When the one member
 /// that changed is now a number (a counter's increment), returns only its name, with the
 /// number in the status's `Number` slot and `Answer` set to 1 (else 0): a `JSON.parse` of a
-/// one-member object costs JavaScript more than the rest of what it does with the answer.
+/// one-member object costs JavaScript more than the rest of what it does with the answer. A
+/// name this thread answered with before is not returned but pointed to: `Answer` is then 2
+/// plus its index in `memberNames()` (see `names.rs`).
 pub(crate) fn update<'env>(
     env: &'env Env,
     handle: HandleRef,
@@ -117,9 +119,21 @@ pub(crate) fn update<'env>(
     let answer = update_answer(&result, known(known_old));
     if let Cow::Borrowed(members) = answer {
         if let Some((name, number)) = one_number(members) {
-            note(Slot::Answer, 1.0);
             note(Slot::Number, number);
-            return js_name(env, name);
+            return match kept_name(env, name)? {
+                KeptName::At(at) => {
+                    note(Slot::Answer, 2.0 + at as f64);
+                    let mut undefined = std::ptr::null_mut();
+                    napi::check_status!(unsafe {
+                        napi::sys::napi_get_undefined(env.raw(), &mut undefined)
+                    })?;
+                    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), undefined) })
+                }
+                KeptName::New(text) => {
+                    note(Slot::Answer, 1.0);
+                    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), text.raw()) })
+                }
+            };
         }
     }
     note(Slot::Answer, 0.0);

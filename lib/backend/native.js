@@ -48,6 +48,11 @@ const ANSWER = 4
 const NUMBER = 5
 /** ANSWER: the update's answer is the name of the one member it changed, to NUMBER. */
 const ONE_NUMBER = 1
+/** ANSWER from this on: that name is the string at index ANSWER - KEPT_NAME of memberNames. */
+const KEPT_NAME = 2
+/** The member names this thread's updates answered with before, kept by the binding
+ *  (src/names.rs): an update that answers with one of them gives its index. */
+const memberNames = native.memberNames()
 
 // The per-item calls, read off the binding once: its exports object has many properties,
 // which V8 keeps in a dictionary, slower to look a name up in on every call.
@@ -243,7 +248,9 @@ class NativeBackend {
     } catch (err) {
       throw fromNative(err)
     }
-    const number = status[ANSWER] === ONE_NUMBER ? status[NUMBER] : undefined
+    const answer = status[ANSWER]
+    if (answer >= KEPT_NAME) pair = memberNames[answer - KEPT_NAME]
+    const number = answer >= ONE_NUMBER ? status[NUMBER] : undefined
     return this.acknowledged(updateResult(this, group, key, cached, pair, status[VERSION], status[LENGTH], number))
   }
 
