@@ -33,6 +33,14 @@ function copyObject(value) {
   return out
 }
 
+/** copyJson of the object a counter's update changed (see `updateResult`): a spread site of
+ *  its own, which sees only the counters' objects, not every value read or written. */
+function copyCounted(value) {
+  const out = { ...value }
+  copyFields(out)
+  return out
+}
+
 /** Replaces the object and array fields of a fresh shallow copy with copies of their own. */
 function copyFields(out) {
   for (const name in out) {
@@ -70,6 +78,13 @@ function setField(target, name, value) {
   else target[name] = value
 }
 
+/** setField for a counter's update alone: a store site of its own, which sees only the
+ *  counters' objects, not every object a `set` copies (see `updateResult`). */
+function setCounter(target, name, value) {
+  if (name === '__proto__') Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true })
+  else target[name] = value
+}
+
 /**
  * The `{ new_value, old_value }` of an update, from the store's answer `text` to a manager that
  * held `cached` (the item's cache entry when the call was made; see `update` and
@@ -83,9 +98,14 @@ function setField(target, name, value) {
 function updateResult(backend, group, key, cached, text, version, length, number) {
   if (number !== undefined || text.charCodeAt(0) === 123 /* { */) {
     const current = cached.value
+    if (number !== undefined) {
+      const oldValue = copyCounted(current)
+      setCounter(current, text, number)
+      backend.cache.putItem(group, key, version, current, length)
+      return { new_value: copyCounted(current), old_value: oldValue }
+    }
     const oldValue = copyJson(current)
-    if (number === undefined) withMembers(current, JSON.parse(text))
-    else setField(current, text, number)
+    withMembers(current, JSON.parse(text))
     const newValue = copyJson(current)
     backend.cache.putItem(group, key, version, current, length)
     return { new_value: newValue, old_value: oldValue }
