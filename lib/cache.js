@@ -101,7 +101,8 @@ function updateResult(backend, group, key, cached, text, version, length, number
     if (number !== undefined) {
       const oldValue = copyCounted(current)
       setCounter(current, text, number)
-      backend.cache.putItem(group, key, version, current, length)
+      // Only the in-process stores answer with a number, synchronously: `cached` is current.
+      backend.cache.updateItem(cached, group, key, version, current, length)
       return { new_value: copyCounted(current), old_value: oldValue }
     }
     const oldValue = copyJson(current)
@@ -291,18 +292,31 @@ class ValueCache {
     return value
   }
 
+  /**
+   * Caches `value` as the item at `version` in `entry`, the item's entry that `item` returned
+   * earlier in the same synchronous call (so it is still in the young generation: nothing can
+   * have run in between), without looking it up again; as `putItem` when it no longer fits.
+   */
+  updateItem(entry, group, key, version, value, textBytes) {
+    if (!this.setInPlace(entry, version, value, textBytes + ENTRY_BYTES)) this.putItem(group, key, version, value, textBytes)
+  }
+
+  /** Sets a young entry's value in place when its new size fits the young generation. */
+  setInPlace(entry, version, value, bytes) {
+    if (this.youngBytes - entry.bytes + bytes > this.limit / 2) return false
+    this.bytes += bytes - entry.bytes
+    this.youngBytes += bytes - entry.bytes
+    entry.version = version
+    entry.value = value
+    entry.bytes = bytes
+    return true
+  }
+
   putEntry(group, key, version, value, bytes) {
     const items = this.items.get(group)
     const entry = items === undefined ? undefined : items.get(key)
-    if (entry !== undefined && this.youngBytes - entry.bytes + bytes <= this.limit / 2) {
-      // In place, as most writes of a hot key find it: no map change, no new object.
-      this.bytes += bytes - entry.bytes
-      this.youngBytes += bytes - entry.bytes
-      entry.version = version
-      entry.value = value
-      entry.bytes = bytes
-      return
-    }
+    // In place, as most writes of a hot key find it: no map change, no new object.
+    if (entry !== undefined && this.setInPlace(entry, version, value, bytes)) return
     this.dropItem(group, key)
     if (!this.room(bytes)) return
     this.youngItems(group).set(key, { version, value, bytes })
