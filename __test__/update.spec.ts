@@ -633,6 +633,37 @@ describe('the text of an op list', () => {
     expect(text(ops as unknown[])).toBeUndefined()
   })
 
+  it('is made anew for an op that differs from the one before it in any one field', () => {
+    // lib/ops-text.js gives the last op's text again when every field is the same: each op
+    // here differs from the one before it in one field (the form, the name, the path, which
+    // last field, its value, its type), and some come twice in a row.
+    const ops = [
+      { type: 'increment', path: 'n', by: 1 },
+      { type: 'increment', path: 'n', by: 1 },
+      { op: 'increment', path: 'n', by: 1 },
+      { op: 'decrement', path: 'n', by: 1 },
+      { op: 'decrement', path: 'm', by: 1 },
+      { op: 'decrement', path: 'm', value: 1 },
+      { op: 'decrement', path: 'm', value: '1' },
+      { op: 'decrement', path: 'm', value: true },
+      { op: 'decrement', path: 'm', value: 0 },
+      { op: 'decrement', path: 'm', value: -0 },
+      { op: 'decrement', path: 'm', value: undefined },
+      { op: 'decrement', path: 'm' },
+      { op: 'decrement', path: 'm' },
+    ]
+    for (const op of ops) {
+      expect(text([op])).toBe(JSON.stringify([op]))
+      expect(text([op, op])).toBe(JSON.stringify([op, op]))
+    }
+    // One object, changed between calls.
+    const op: Record<string, unknown> = { type: 'set', path: 'a', value: 'x' }
+    for (const value of ['x', 'y', 'y', 1, 1, null]) {
+      op.value = value
+      expect(text([op])).toBe(JSON.stringify([op]))
+    }
+  })
+
   it('is remembered by the values of the fields, not by the objects, nor only their text', () => {
     // Values that Map keys tell apart (1 and '1') and ones they do not (0 and -0), each twice:
     // the second time from what the first left.
