@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use std::ptr;
 
 /// How many names a thread keeps: a handler's counters are few.
-pub(crate) const KEPT: usize = 16;
+const KEPT: usize = 16;
 
 /// A thread's names: the array holding their JS strings (null until the first use), each name
 /// at its index in `kept`, the index the next new name replaces once it is full, and the
@@ -32,10 +32,18 @@ struct Names {
     next: usize,
 }
 
-thread_local! {
-    static NAMES: RefCell<Names> = const {
-        RefCell::new(Names { env: ptr::null_mut(), array: ptr::null_mut(), kept: Vec::new(), next: 0 })
+impl Names {
+    /// No names, for no environment.
+    const NONE: Names = Names {
+        env: ptr::null_mut(),
+        array: ptr::null_mut(),
+        kept: Vec::new(),
+        next: 0,
     };
+}
+
+thread_local! {
+    static NAMES: RefCell<Names> = const { RefCell::new(Names::NONE) };
 }
 
 /// Where a name's JS string is.
@@ -62,8 +70,7 @@ fn with_names<T>(env: sys::napi_env, f: impl FnOnce(&mut Names) -> Result<T>) ->
             *names = Names {
                 env,
                 array: reference,
-                kept: Vec::new(),
-                next: 0,
+                ..Names::NONE
             };
         }
         f(names)
@@ -113,11 +120,6 @@ unsafe extern "C" fn release(env: *mut std::ffi::c_void) {
         if !names.array.is_null() {
             unsafe { sys::napi_delete_reference(env.cast(), names.array) };
         }
-        *names = Names {
-            env: ptr::null_mut(),
-            array: ptr::null_mut(),
-            kept: Vec::new(),
-            next: 0,
-        };
+        *names = Names::NONE;
     });
 }

@@ -11,8 +11,8 @@ use crate::events::keep_alive_for_pending_events;
 use crate::handle::HandleRef;
 use crate::names::{kept_name, KeptName};
 use crate::status::{note, note_item, Slot};
-use napi::bindgen_prelude::{Either, Unknown};
-use napi::{Env, JsString, JsValue, Result};
+use napi::bindgen_prelude::Either;
+use napi::{Env, JsString, Result};
 use napi_derive::napi;
 use std::borrow::Cow;
 use stepstate_core::{GroupRead, Ttl, Version, WriteResult};
@@ -100,8 +100,8 @@ pub(crate) fn get<'env>(
 /// that changed is now a number (a counter's increment), returns only its name, with the
 /// number in the status's `Number` slot and `Answer` set to 1 (else 0): a `JSON.parse` of a
 /// one-member object costs JavaScript more than the rest of what it does with the answer. A
-/// name this thread answered with before is not returned but pointed to: `Answer` is then 2
-/// plus its index in `memberNames()` (see `names.rs`).
+/// name this thread answered with before is not returned (null) but pointed to: `Answer` is
+/// then 2 plus its index in `memberNames()` (see `names.rs`).
 pub(crate) fn update<'env>(
     env: &'env Env,
     handle: HandleRef,
@@ -109,7 +109,7 @@ pub(crate) fn update<'env>(
     key: Name,
     ops: Text,
     known_old: f64,
-) -> Result<Unknown<'env>> {
+) -> Result<Option<JsString<'env>>> {
     let result = handle.engine()?.update(&group, &key, &ops.0);
     keep_alive_for_pending_events(env);
     let result = result.map_err(to_js)?;
@@ -120,25 +120,20 @@ pub(crate) fn update<'env>(
     if let Cow::Borrowed(members) = answer {
         if let Some((name, number)) = one_number(members) {
             note(Slot::Number, number);
-            return match kept_name(env, name)? {
+            return Ok(match kept_name(env, name)? {
                 KeptName::At(at) => {
                     note(Slot::Answer, 2.0 + at as f64);
-                    let mut undefined = std::ptr::null_mut();
-                    napi::check_status!(unsafe {
-                        napi::sys::napi_get_undefined(env.raw(), &mut undefined)
-                    })?;
-                    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), undefined) })
+                    None
                 }
                 KeptName::New(text) => {
                     note(Slot::Answer, 1.0);
-                    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), text.raw()) })
+                    Some(text)
                 }
-            };
+            });
         }
     }
     note(Slot::Answer, 0.0);
-    let text = js_text(env, &answer)?;
-    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), text.raw()) })
+    js_text(env, &answer).map(Some)
 }
 
 /// The name and value of `members` when it is `{"<name>":<number>}` and the name has no escape
