@@ -710,6 +710,31 @@ describe.skipIf(!hasRedis)('Redis adapter across real processes', () => {
       expect(result).toEqual({ new_value: { n: 101 }, old_value: { n: 100 } })
       expect(await b.get('counters', 'c')).toEqual({ n: 101 })
     }, 20_000)
+
+    // The calls a turn of JavaScript starts go to the runtime together at the end of the turn;
+    // a close() in the same turn hands them over first, so none is left waiting forever.
+    it('calls started in the same turn as close() each settle, with their answer or CLOSED', async () => {
+      const state = await StateManager.open({ adapter: 'redis', url: shared.url, prefix: freshPrefix() })
+      await state.set('g', 'a', { n: 1 })
+      const calls: Array<[string, Promise<unknown>, unknown]> = [
+        ['set', state.set('g', 'b', { n: 2 }), { new_value: { n: 2 }, old_value: null }],
+        ['get', state.get('g', 'a'), { n: 1 }],
+        ['update', state.update('g', 'a', [{ type: 'increment', path: 'n', by: 1 }]), { new_value: { n: 2 }, old_value: { n: 1 } }],
+        ['delete', state.delete('g', 'a'), { n: 1 }],
+      ]
+      await state.close()
+      const settled = await Promise.race([
+        Promise.allSettled(calls.map(([, call]) => call)),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5_000)),
+      ])
+      expect(settled).not.toBe('still waiting')
+      for (const [i, outcome] of (settled as PromiseSettledResult<unknown>[]).entries()) {
+        const [name, , answer] = calls[i]
+        if (outcome.status === 'rejected') expect((outcome.reason as { code: string }).code, name).toBe('CLOSED')
+        else if (name !== 'delete') expect(outcome.value, name).toEqual(answer)
+      }
+      await expect(state.get('g', 'a')).rejects.toMatchObject({ code: 'CLOSED' })
+    }, 20_000)
   })
 
   describe('the event stream', () => {

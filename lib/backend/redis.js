@@ -118,6 +118,13 @@ class RedisBackend {
     this.pending = new Map()
     this.nextCall = 0
     this.completions = null
+    // Started calls wait in the native queue until the end of the turn that started them, and
+    // then go to the runtime together (see redisFlush in src/redis.rs).
+    this.flushQueued = false
+    this.flush = () => {
+      this.flushQueued = false
+      if (this.completions !== null) native.redisFlush(this.completions)
+    }
     this.closed = false
     // Values this manager read or wrote, by the version Redis gave them (see lib/cache.js): a
     // call passes the version it holds, and the store answers `true` instead of sending a
@@ -140,6 +147,10 @@ class RedisBackend {
       } catch (err) {
         reject(fromNative(err))
         return
+      }
+      if (!this.flushQueued) {
+        this.flushQueued = true
+        queueMicrotask(this.flush)
       }
       // Calls in flight keep the process alive, as any pending I/O does.
       if (this.pending.size === 0) native.redisHold(this.completions, true)
@@ -336,6 +347,8 @@ class RedisBackend {
   /** Stops following events and drops the connections; returns at once, even while Redis is down. */
   close() {
     this.cache.clear()
+    // The calls started before close go to the runtime first, as they would have without it.
+    if (this.completions !== null) native.redisFlush(this.completions)
     if (this.id !== 0) native.redisClose(this.id)
     if (!this.closed) {
       this.closed = true
