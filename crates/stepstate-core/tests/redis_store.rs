@@ -469,16 +469,30 @@ fn the_worker_kept_awake_for_awaited_calls_sleeps_once_they_stop() {
 }
 
 /// The entries of the store's event stream (prefix `t-trim:`).
-async fn stream_length(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
-    redis::cmd("XLEN")
+/// The events the stream holds: each entry holds a script call's events by position, `u`
+/// taking five values (kind, group, key, old, new) and the other kinds four, then padding.
+async fn events_in_stream(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg("t-trim:events")
+        .arg("-")
+        .arg("+")
         .query_async(admin)
         .await
-        .unwrap()
+        .unwrap();
+    let mut events = 0;
+    for (_, values) in entries {
+        let mut at = 0;
+        while at < values.len() && !values[at].is_empty() {
+            at += if values[at] == "u" { 5 } else { 4 };
+            events += 1;
+        }
+        assert_eq!(at + at % 2, values.len(), "an entry of whole events");
+    }
+    events
 }
 
 #[test]
-fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or_in_batches() {
+fn the_event_stream_keeps_about_events_kept_events_whether_writes_come_alone_or_in_batches() {
     let Some(server) = RedisServer::start() else {
         return;
     };
@@ -495,8 +509,8 @@ fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or
                 .await
                 .unwrap();
         }
-        let alone = stream_length(&mut admin).await;
-        // Many in flight: batches of events per script.
+        let alone = events_in_stream(&mut admin).await;
+        // Many in flight: batches of events per script (at most 256 writes each).
         let calls: Vec<_> = (0..5000)
             .map(|i| {
                 tokio::spawn(store.set("g", &format!("k{}", i % 500), format!("{i}"), Ttl::Default))
@@ -505,16 +519,22 @@ fn the_event_stream_keeps_about_events_kept_entries_whether_writes_come_alone_or
         for call in calls {
             call.await.unwrap().unwrap();
         }
-        let batched = stream_length(&mut admin).await;
+        let batched = events_in_stream(&mut admin).await;
         // A clear of 500 items: 500 events in one script.
         store.clear("g").await.unwrap();
-        let cleared = stream_length(&mut admin).await;
-        // `MAXLEN ~` trims whole nodes of the stream (100 entries by default), and a script
-        // trims at its first event and every 64th.
-        for (when, length) in [("alone", alone), ("batched", batched), ("cleared", cleared)] {
+        let cleared = events_in_stream(&mut admin).await;
+        // Trimmed as each mark is made (one per 1000 / 16 = 62 events), to the entry of the
+        // newest mark at least 1000 events old: the stream keeps at least 1000 events, and at
+        // most 1000 more the events from that mark to the next (62 and a call's), those since
+        // the last mark (likewise), and its own entry's.
+        for (when, length, most_per_call) in [
+            ("alone", alone, 1),
+            ("batched", batched, 256),
+            ("cleared", cleared, 500),
+        ] {
             assert!(
-                (1000..=1000 + 100 + 64).contains(&length),
-                "{when}: {length} entries kept for events_kept 1000"
+                (1000..=1000 + 2 * 62 + 3 * most_per_call).contains(&length),
+                "{when}: {length} events kept for events_kept 1000"
             );
         }
         store.close();

@@ -89,6 +89,9 @@ const READ_BLOCK: Duration = Duration::from_millis(500);
 /// that the writes of that time come in one reply: without it every write, even one awaited at
 /// a time, costs Redis and this process a whole read of the stream of its own.
 const READ_PAUSE: Duration = Duration::from_millis(1);
+/// Most stream entries one read takes: each holds the events of one call of a write script
+/// (one to a few hundred).
+const READ_ENTRIES: u64 = 100;
 /// Most versions remembered for one-round-trip updates.
 const KNOWN_VERSIONS: usize = 10_000;
 /// How many values of the write script's reply answer each write (see `scripts.rs`).
@@ -280,6 +283,80 @@ fn text(value: &Value) -> Option<String> {
 /// The stream entry id `<ms>-<seq>` of a position (see [`stream_position`]).
 fn stream_id(position: u128) -> String {
     format!("{}-{}", position >> 64, position as u64)
+}
+
+/// A bulk string's text, borrowed (none for another value or invalid UTF-8).
+fn bulk_str(value: &Value) -> Option<&str> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// The JSON of a payload as stored (`<version>:<expires_at_ms>:<json>`).
+fn payload_json(payload: Option<&str>) -> Option<&str> {
+    parse_payload(payload?).ok().map(|(_, _, json)| json)
+}
+
+/// The changes of one entry of the event stream, in order: the events of a script call one
+/// after another, each a kind and its fields by position (see `scripts.rs`). An entry of an
+/// earlier version of this store, one event with named fields (`t`, `g`, `k`, `o`, `n`, `r`),
+/// is read too. What cannot be read ends the entry's changes.
+fn entry_changes<'a>(values: &[Option<&'a str>]) -> Vec<Change<'a>> {
+    let mut changes = Vec::new();
+    if values.first() == Some(&Some("t")) {
+        let field = |name: &str| {
+            values
+                .chunks(2)
+                .find(|pair| pair[0] == Some(name))
+                .and_then(|pair| pair.get(1).copied().flatten())
+        };
+        if let (Some(kind), Some(group), Some(key)) = (field("t"), field("g"), field("k")) {
+            changes.push(Change {
+                event_type: match kind {
+                    "c" => EventType::Created,
+                    "u" => EventType::Updated,
+                    _ => EventType::Deleted,
+                },
+                group,
+                key,
+                old_value: payload_json(field("o")),
+                new_value: payload_json(field("n")),
+                reason: match field("r") {
+                    Some("expired") => Some(Reason::Expired),
+                    Some("cleared") => Some(Reason::Cleared),
+                    _ => None,
+                },
+            });
+        }
+        return changes;
+    }
+    let mut at = 0;
+    while let Some(Some(kind)) = values.get(at) {
+        let field = |n: usize| values.get(at + n).copied().flatten();
+        let (Some(group), Some(key)) = (field(1), field(2)) else {
+            break;
+        };
+        let (event_type, old, new, reason, width) = match *kind {
+            "c" => (EventType::Created, None, field(3), None, 4),
+            "u" => (EventType::Updated, field(3), field(4), None, 5),
+            "d" => (EventType::Deleted, field(3), None, None, 4),
+            "e" => (EventType::Deleted, field(3), None, Some(Reason::Expired), 4),
+            "x" => (EventType::Deleted, field(3), None, Some(Reason::Cleared), 4),
+            _ => break, // the padding, or what this version cannot read
+        };
+        changes.push(Change {
+            event_type,
+            group,
+            key,
+            old_value: payload_json(old),
+            new_value: payload_json(new),
+            reason,
+        });
+        at += width;
+    }
+    changes
 }
 
 /// A stream entry id `<ms>-<seq>` as one ordered number.
@@ -500,7 +577,7 @@ impl RedisStore {
                 };
                 let read: redis::RedisResult<Value> = redis::cmd("XREAD")
                     .arg("COUNT")
-                    .arg(1000)
+                    .arg(READ_ENTRIES)
                     .arg("BLOCK")
                     .arg(READ_BLOCK.as_millis() as u64)
                     .arg("STREAMS")
@@ -531,7 +608,8 @@ impl RedisStore {
         }));
     }
 
-    /// Publishes the entries of an `XREAD` reply and advances `last_id` past them.
+    /// Publishes the events of the entries of an `XREAD` reply and advances `last_id` past
+    /// them.
     fn deliver(&self, reply: &Value, last_id: &mut String) {
         let Value::Array(streams) = reply else { return };
         for stream in streams {
@@ -543,55 +621,18 @@ impl RedisStore {
             };
             for entry in entries {
                 let Value::Array(entry) = entry else { continue };
-                let (Some(id), Some(Value::Array(fields))) =
+                let (Some(id), Some(Value::Array(values))) =
                     (entry.first().and_then(text), entry.get(1))
                 else {
                     continue;
                 };
-                if !self.events.has_subscribers() {
-                    // No one in this process listens: only the position matters.
-                    self.advance(Some(&id));
-                    *last_id = id;
-                    continue;
-                }
-                let mut field: HashMap<String, String> = HashMap::new();
-                for pair in fields.chunks(2) {
-                    if let (Some(name), Some(value)) =
-                        (pair.first().and_then(text), pair.get(1).and_then(text))
-                    {
-                        field.insert(name, value);
-                    }
-                }
-                let get = |name: &str| field.get(name).map(String::as_str);
-                // The old and new items, as stored: their JSON.
-                let json_of = |name: &str| {
-                    get(name)
-                        .and_then(|payload| parse_payload(payload).ok().map(|(_, _, json)| json))
-                };
-                let event_type = match get("t") {
-                    Some("c") => EventType::Created,
-                    Some("u") => EventType::Updated,
-                    _ => EventType::Deleted,
-                };
-                let reason = match get("r") {
-                    Some("expired") => Some(Reason::Expired),
-                    Some("cleared") => Some(Reason::Cleared),
-                    _ => None,
-                };
                 let position = stream_position(&id);
                 self.advance(Some(&id));
-                if let (Some(group), Some(key)) = (get("g"), get("k")) {
-                    self.events.publish_at(
-                        &Change {
-                            event_type,
-                            group,
-                            key,
-                            old_value: json_of("o"),
-                            new_value: json_of("n"),
-                            reason,
-                        },
-                        position,
-                    );
+                if self.events.has_subscribers() {
+                    let values: Vec<Option<&str>> = values.iter().map(bulk_str).collect();
+                    for change in entry_changes(&values) {
+                        self.events.publish_at(&change, position);
+                    }
                 }
                 *last_id = id;
             }
@@ -1271,6 +1312,73 @@ impl Publisher for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An entry's changes as (kind, group, key, old, new, reason) to compare.
+    fn read_entry(values: &[&str]) -> Vec<String> {
+        let values: Vec<Option<&str>> = values.iter().map(|v| Some(*v)).collect();
+        entry_changes(&values)
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:?} {} {} {:?} {:?} {:?}",
+                    c.event_type, c.group, c.key, c.old_value, c.new_value, c.reason
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_entry_holds_a_calls_events_by_position() {
+        let entry = [
+            "c",
+            "g",
+            "k1",
+            "7:0:{\"n\":1}", //
+            "u",
+            "g",
+            "k1",
+            "7:0:{\"n\":1}",
+            "8:0:{\"n\":2}", //
+            "d",
+            "g:x",
+            "k:2",
+            "3:0:true", //
+            "e",
+            "g",
+            "k3",
+            "4:99:null", //
+            "x",
+            "h",
+            "",
+            "5:0:\"s\"", //
+            "",          // the padding to an even number of values
+        ];
+        assert_eq!(
+            read_entry(&entry),
+            [
+                "Created g k1 None Some(\"{\\\"n\\\":1}\") None",
+                "Updated g k1 Some(\"{\\\"n\\\":1}\") Some(\"{\\\"n\\\":2}\") None",
+                "Deleted g:x k:2 Some(\"true\") None None",
+                "Deleted g k3 Some(\"null\") None Some(Expired)",
+                "Deleted h  Some(\"\\\"s\\\"\") None Some(Cleared)",
+            ]
+        );
+        // What this version cannot read ends the entry; a short event is not read.
+        assert_eq!(
+            read_entry(&["c", "g", "k", "1:0:1", "?", "g", "k", "2:0:2"]).len(),
+            1
+        );
+        assert_eq!(
+            read_entry(&["u", "g", "k", "1:0:1"]).len(),
+            1,
+            "new value missing"
+        );
+        // An entry of one event with named fields, as earlier versions wrote.
+        assert_eq!(
+            read_entry(&["t", "d", "g", "g", "k", "k", "o", "1:0:[]", "r", "cleared"]),
+            ["Deleted g k Some(\"[]\") None Some(Cleared)"]
+        );
+    }
 
     #[test]
     fn payloads_split_into_version_expiry_and_json() {

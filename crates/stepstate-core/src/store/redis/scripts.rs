@@ -37,42 +37,59 @@ end
 local function member(g, k)
   return format('%d:', #g) .. g .. k
 end
--- One XADD per shape of event, written out: building the arguments in a table and calling
--- redis.call(unpack(args)) cost a set's script about a fifth of its time. A change with a new
--- value has no reason; a deletion always has its old value. The stream is trimmed to about
--- `maxlen` entries by the first event of a script and every 64th after it (trimming costs an
--- XADD about a third more), so it holds at most 64 entries more than that between trims.
--- `old` and `new` are payloads, as stored.
-local events = 0
-local function xadd(stream, maxlen, t, g, k, old, new, reason)
-  events = events + 1
-  if events % 64 == 1 then
-    if new then
-      if old then
-        return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'n', new)
-      end
-      return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'n', new)
-    end
-    if reason then
-      return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old, 'r', reason)
-    end
-    return call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 't', t, 'g', g, 'k', k, 'o', old)
-  end
-  if new then
-    if old then
-      return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old, 'n', new)
-    end
-    return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'n', new)
-  end
-  if reason then
-    return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old, 'r', reason)
-  end
-  return call('XADD', stream, '*', 't', t, 'g', g, 'k', k, 'o', old)
-end
--- Records an event; the stream id of the script's last event is kept in `last_event`.
+-- The events of a script call, recorded together in one stream entry when it ends (`commit`):
+-- one XADD per event cost Redis about a tenth of a `set`'s instructions more, in its command
+-- and the arguments and reply each `redis.call` converts. The entry holds the events one
+-- after another, each a kind and its fields by position (see the README's layout): `c` group
+-- key new, `u` group key old new, `d` (deleted), `e` (expired) and `x` (cleared) group key
+-- old, where old and new are payloads as stored; an empty string pads the entry to an even
+-- number of values, as a stream entry must have. A call with thousands of events (a `clear`)
+-- records them in several entries.
+local ev, ev_values, ev_count, ev_stream, ev_maxlen = {}, 0, 0, false, 0
 local last_event = false
+-- Records the events emitted since the last commit as one entry; its id is kept in
+-- `last_event`. The stream keeps about `maxlen` events, counted in `<stream>:n` (every event
+-- recorded) and trimmed by `<stream>:m`, a sorted set of entry ids scored by that count, one
+-- mark per `maxlen / 16` events: as each is made, the entries before the newest mark at least
+-- `maxlen` events old go (and the marks before it), so the stream holds between `maxlen` and
+-- about `maxlen` plus two sixteenths of it and a few calls' events.
+local function commit()
+  if ev_values == 0 then return end
+  if ev_values % 2 == 1 then
+    ev_values = ev_values + 1
+    ev[ev_values] = ''
+  end
+  last_event = call('XADD', ev_stream, '*', unpack(ev, 1, ev_values))
+  local total = call('INCRBY', ev_stream .. ':n', ev_count)
+  local maxlen = tonumber(ev_maxlen)
+  local step = math.max(1, math.floor(maxlen / 16))
+  if math.floor(total / step) > math.floor((total - ev_count) / step) then
+    local marks = ev_stream .. ':m'
+    call('ZADD', marks, total, last_event)
+    local cut = call('ZREVRANGEBYSCORE', marks, total - maxlen, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if cut[1] then
+      call('XTRIM', ev_stream, 'MINID', cut[1])
+      call('ZREMRANGEBYSCORE', marks, '-inf', '(' .. cut[2])
+    end
+  end
+  ev_values, ev_count = 0, 0
+end
 local function emit(stream, maxlen, t, g, k, old, new, reason)
-  last_event = xadd(stream, maxlen, t, g, k, old, new, reason)
+  ev_stream, ev_maxlen = stream, maxlen
+  local n = ev_values
+  if t == 'u' then
+    ev[n + 1], ev[n + 2], ev[n + 3], ev[n + 4], ev[n + 5] = 'u', g, k, old, new
+    n = n + 5
+  elseif t == 'c' then
+    ev[n + 1], ev[n + 2], ev[n + 3], ev[n + 4] = 'c', g, k, new
+    n = n + 4
+  else
+    t = (reason == 'expired' and 'e') or (reason == 'cleared' and 'x') or 'd'
+    ev[n + 1], ev[n + 2], ev[n + 3], ev[n + 4] = t, g, k, old
+    n = n + 4
+  end
+  ev_values, ev_count = n, ev_count + 1
+  if n >= 4000 then commit() end
 end
 -- The groups this script call has put in the groups set (or found there): a batch of new
 -- items of one group adds the group once, not once per item. A group that loses its last item
@@ -274,6 +291,7 @@ for i = 4, #ARGV, 6 do
   out[n + 1], out[n + 2], out[n + 3] = a, b, c
   n = n + 3
 end
+commit()
 out[n + 1] = last_event
 return out
 "#;
@@ -332,6 +350,7 @@ for i = 1, #due, 2 do
     call('ZREM', KEYS[2], m)
   end
 end
+commit()
 return {removed, now}
 "#;
 
