@@ -54,8 +54,8 @@ pub struct RedisOptions {
     pub command_timeout: Duration,
     /// Value size and default TTL (see [`Rules`]).
     pub rules: Rules,
-    /// The change events kept in the stream for listeners that reconnect (approximately, as
-    /// Redis's `MAXLEN ~`). Default 100,000.
+    /// The change events kept in the stream for listeners that reconnect (at least this many,
+    /// and about an eighth more; see `commit` in `scripts.rs`). Default 100,000.
     pub events_kept: u64,
     /// For `rediss://`: the certificate authority (PEM) to trust instead of the system's, for
     /// a server with a certificate of its own making. Default `None`.
