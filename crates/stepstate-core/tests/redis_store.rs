@@ -468,8 +468,7 @@ fn the_worker_kept_awake_for_awaited_calls_sleeps_once_they_stop() {
     });
 }
 
-/// The entries of the store's event stream (prefix `t-trim:`).
-/// The events the stream holds: each entry holds a script call's events by position, `u`
+/// The events the store's stream holds (prefix `t-trim:`): each entry holds a script call's events by position, `u`
 /// taking five values (kind, group, key, old, new) and the other kinds four, then padding.
 async fn events_in_stream(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
     let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")

@@ -148,8 +148,9 @@ impl Write {
 /// script, and hands each its reply. While no batch is out, the writes waiting go at once; while
 /// some are, the next goes only once `SECOND_BATCH` writes wait (and never more than
 /// `MOST_BATCHES_OUT` at once): so writes that trickle in make up bigger batches, each paying
-/// for one call, while a busy process keeps Redis working on one batch as the next arrives. (Two writes of one key are never in flight
-/// together: a write holds its key's lock until answered.) A write whose caller stopped waiting
+/// for one call, while a busy process keeps Redis working on one batch as the next arrives.
+/// (Two writes of one key are never in flight together: a write holds its key's lock until
+/// answered.) A write whose caller stopped waiting
 /// (its call timed out) before it was sent is dropped, never sent late.
 pub(super) async fn write_batches(
     store: std::sync::Weak<RedisStore>,

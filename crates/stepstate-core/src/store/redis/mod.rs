@@ -299,12 +299,35 @@ fn payload_json(payload: Option<&str>) -> Option<&str> {
     parse_payload(payload?).ok().map(|(_, _, json)| json)
 }
 
+/// What an event's kind in the stream says: its type, its reason, and how many values the
+/// event takes by position (the kind, group and key, then its old and new payloads, or the one
+/// of them it has).
+fn event_kind(kind: &str) -> Option<(EventType, Option<Reason>, usize)> {
+    Some(match kind {
+        "c" => (EventType::Created, None, 4),
+        "u" => (EventType::Updated, None, 5),
+        "d" => (EventType::Deleted, None, 4),
+        "e" => (EventType::Deleted, Some(Reason::Expired), 4),
+        "x" => (EventType::Deleted, Some(Reason::Cleared), 4),
+        _ => return None,
+    })
+}
+
 /// The changes of one entry of the event stream, in order: the events of a script call one
 /// after another, each a kind and its fields by position (see `scripts.rs`). An entry of an
 /// earlier version of this store, one event with named fields (`t`, `g`, `k`, `o`, `n`, `r`),
 /// is read too. What cannot be read ends the entry's changes.
 fn entry_changes<'a>(values: &[Option<&'a str>]) -> Vec<Change<'a>> {
-    let mut changes = Vec::new();
+    let change = |(event_type, reason, _), group, key, old, new| {
+        Some(Change {
+            event_type,
+            group: group?,
+            key: key?,
+            old_value: payload_json(old),
+            new_value: payload_json(new),
+            reason,
+        })
+    };
     if values.first() == Some(&Some("t")) {
         let field = |name: &str| {
             values
@@ -312,48 +335,36 @@ fn entry_changes<'a>(values: &[Option<&'a str>]) -> Vec<Change<'a>> {
                 .find(|pair| pair[0] == Some(name))
                 .and_then(|pair| pair.get(1).copied().flatten())
         };
-        if let (Some(kind), Some(group), Some(key)) = (field("t"), field("g"), field("k")) {
-            changes.push(Change {
-                event_type: match kind {
-                    "c" => EventType::Created,
-                    "u" => EventType::Updated,
-                    _ => EventType::Deleted,
-                },
-                group,
-                key,
-                old_value: payload_json(field("o")),
-                new_value: payload_json(field("n")),
-                reason: match field("r") {
-                    Some("expired") => Some(Reason::Expired),
-                    Some("cleared") => Some(Reason::Cleared),
-                    _ => None,
-                },
-            });
-        }
-        return changes;
+        let kind = match (field("t"), field("r")) {
+            (None, _) => return Vec::new(),
+            (Some(kind @ ("c" | "u")), _) => kind,
+            (Some(_), Some("expired")) => "e",
+            (Some(_), Some("cleared")) => "x",
+            (Some(_), _) => "d",
+        };
+        let (group, key, old, new) = (field("g"), field("k"), field("o"), field("n"));
+        return event_kind(kind)
+            .and_then(|kind| change(kind, group, key, old, new))
+            .into_iter()
+            .collect();
     }
+    let mut changes = Vec::new();
     let mut at = 0;
     while let Some(Some(kind)) = values.get(at) {
-        let field = |n: usize| values.get(at + n).copied().flatten();
-        let (Some(group), Some(key)) = (field(1), field(2)) else {
+        // The padding, or a kind this version cannot read, ends the entry.
+        let Some(kind @ (event_type, _, width)) = event_kind(kind) else {
             break;
         };
-        let (event_type, old, new, reason, width) = match *kind {
-            "c" => (EventType::Created, None, field(3), None, 4),
-            "u" => (EventType::Updated, field(3), field(4), None, 5),
-            "d" => (EventType::Deleted, field(3), None, None, 4),
-            "e" => (EventType::Deleted, field(3), None, Some(Reason::Expired), 4),
-            "x" => (EventType::Deleted, field(3), None, Some(Reason::Cleared), 4),
-            _ => break, // the padding, or what this version cannot read
+        let field = |n: usize| values.get(at + n).copied().flatten();
+        let (old, new) = match event_type {
+            EventType::Created => (None, field(3)),
+            EventType::Updated => (field(3), field(4)),
+            EventType::Deleted => (field(3), None),
         };
-        changes.push(Change {
-            event_type,
-            group,
-            key,
-            old_value: payload_json(old),
-            new_value: payload_json(new),
-            reason,
-        });
+        let Some(change) = change(kind, field(1), field(2), old, new) else {
+            break;
+        };
+        changes.push(change);
         at += width;
     }
     changes
